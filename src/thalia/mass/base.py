@@ -1,0 +1,82 @@
+"""The neural mass model interface: what every model (TCM, CMC, CMM_NMDA) provides.
+
+A model is configuration plus pure functions of tensors (DESIGN principle 1):
+
+* ``space`` — its :class:`~thalia.params.ParamSpace` (names, shapes, priors);
+* ``flow(x, u, p)`` — dx/dt, flat state (model order), flat input, parameter dict;
+* ``jacobian(x, p)`` — exact ∂f/∂x (default: forward-mode autodiff of the flow);
+* ``input_matrix(x, p)`` — ∂f/∂u;
+* ``delays(p)`` — the (n, n) delay matrix D in seconds (zeros if the model has none);
+* ``observation(p)`` — the (n_channels, n) observation matrix;
+* ``fixed_point(p)`` — a :class:`~thalia.mass.fixed_point.FixedPoint`;
+* ``transfer(p, freqs)`` and ``csd(p, freqs)`` — the spectral model.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from thalia.params import ParameterSet, ParamSpace
+
+Tensor = torch.Tensor
+
+
+class NeuralMassModel(abc.ABC):
+    """Base class: configuration holder around pure flow / Jacobian / spectral functions."""
+
+    name: str = "model"
+    space: ParamSpace
+    n_states: int
+    n_inputs: int
+    channels: tuple[str, ...]
+
+    # -- parameters ------------------------------------------------------------------------------
+    def default_parameters(self) -> ParameterSet:
+        """The model's default parameter set (= the prior means)."""
+        return self.space.prior_mean()
+
+    def parameters(self, values: Mapping[str, Any] | None = None, **updates: Any) -> ParameterSet:
+        """A validated parameter set: the defaults updated by ``values`` and keyword arguments."""
+        base = self.default_parameters()
+        merged = {**(dict(values) if values is not None else {}), **updates}
+        return base.replace(**merged) if merged else base
+
+    def _tensors(self, p: Mapping[str, Any]) -> dict[str, Tensor]:
+        """Accept a ParameterSet or a mapping; validate user mappings (full or partial)."""
+        if isinstance(p, ParameterSet):
+            if p.space is not self.space and p.space != self.space:
+                raise ValueError("The parameter set belongs to a different model configuration.")
+            return p.tensors()
+        if (
+            isinstance(p, Mapping)
+            and all(isinstance(v, Tensor) for v in p.values())
+            and set(p) >= set(self.space.names)
+        ):
+            return dict(p)  # already tensors with every name: the pure-function fast path
+        return self.parameters(p).tensors()
+
+    # -- dynamics --------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def flow(self, x: Tensor, u: Tensor, p: Mapping[str, Tensor]) -> Tensor:
+        """dx/dt (pure, differentiable)."""
+
+    def jacobian(self, x: Tensor, p: Mapping[str, Tensor], u: Tensor | None = None) -> Tensor:
+        """Exact ∂f/∂x by forward-mode automatic differentiation."""
+        u = self.zero_input(x) if u is None else u
+        return torch.func.jacfwd(lambda state: self.flow(state, u, p))(x)
+
+    def input_matrix(self, x: Tensor, p: Mapping[str, Tensor]) -> Tensor:
+        """Exact ∂f/∂u at u = 0."""
+        return torch.func.jacfwd(lambda u: self.flow(x, u, p))(self.zero_input(x))
+
+    def zero_input(self, like: Tensor) -> Tensor:
+        return torch.zeros(self.n_inputs, dtype=like.dtype, device=like.device)
+
+    def delays(self, p: Mapping[str, Tensor]) -> Tensor:
+        """(n, n) delays in seconds; none by default."""
+        ref = next(iter(p.values()))
+        return torch.zeros(self.n_states, self.n_states, dtype=ref.dtype, device=ref.device)
