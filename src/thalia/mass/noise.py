@@ -14,7 +14,7 @@ Tensor = torch.Tensor
 
 def power_law(log_amplitude: Tensor, log_exponent: Tensor, freqs_hz: Tensor, offset: float = 0.0) -> Tensor:
     """exp(amp + offset)·f^(−exp(exponent)), broadcast as (F, …)."""
-    log_f = torch.log(freqs_hz).reshape(-1, *([1] * log_amplitude.ndim))
+    log_f = torch.log(freqs_hz.to(log_amplitude)).reshape(-1, *([1] * log_amplitude.ndim))
     return torch.exp(log_amplitude + offset - torch.exp(log_exponent) * log_f)
 
 

@@ -124,12 +124,13 @@ def coupling(p: Mapping[str, Tensor], cfg: TCMConfig) -> Coupling:
 def _input_gain(c_log: Tensor, cfg: TCMConfig) -> Tensor:
     """(m, n_inputs·ns): exogenous input j of source s enters AMPA targets with gain exp(C_s)."""
     ns = cfg.n_sources
-    routes = [[6, 7]] if cfg.n_inputs == 1 else [[1], [7]]
-    gain = torch.zeros(8, ns, cfg.n_inputs, ns, dtype=c_log.dtype, device=c_log.device)
-    eye = torch.diag(torch.exp(c_log))
-    for j, pops in enumerate(routes):
-        for pop in pops:
-            gain[pop, :, j, :] = eye
+    routing = torch.zeros(8, cfg.n_inputs, dtype=c_log.dtype, device=c_log.device)
+    if cfg.n_inputs == 1:
+        routing[[6, 7], 0] = 1.0  # u → RT and RC
+    else:
+        routing[1, 0] = 1.0  # u1 → SP
+        routing[7, 1] = 1.0  # u2 → RC
+    gain = torch.einsum("pj,st->psjt", routing, torch.diag(torch.exp(c_log)))
     return gain.reshape(8 * ns, cfg.n_inputs * ns)
 
 

@@ -23,9 +23,10 @@ import torch
 Tensor = torch.Tensor
 
 
-def laplace_s(freqs_hz: Tensor) -> Tensor:
-    """s = i·2π·f (complex128) for frequencies in Hz."""
-    return torch.complex(torch.zeros_like(freqs_hz), 2.0 * math.pi * freqs_hz)
+def laplace_s(freqs_hz: Tensor, like: Tensor) -> Tensor:
+    """s = i·2π·f for frequencies in Hz, complex with the precision (and device) of ``like``."""
+    f = freqs_hz.to(dtype=like.dtype, device=like.device)
+    return torch.complex(torch.zeros_like(f), 2.0 * math.pi * f)
 
 
 def delay_operator_first_order(A: Tensor, D: Tensor) -> Tensor:
@@ -45,7 +46,7 @@ def transfer_dense(A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, freqs_hz: 
     D : (n, n) delays (s), or None for none.
     freqs_hz : (F,) frequencies (Hz).
     """
-    s = laplace_s(freqs_hz)
+    s = laplace_s(freqs_hz, A)
     n = A.shape[-1]
     a_eff = A.to(s.dtype)[None]
     if D is not None:
@@ -80,7 +81,7 @@ def transfer_schur(
 
     Returns H (F, p, k) complex, equal to :func:`transfer_dense` on the assembled system.
     """
-    s = laplace_s(freqs_hz)[:, None]  # (F, 1)
+    s = laplace_s(freqs_hz, a11)[:, None]  # (F, 1)
     cdtype = s.dtype
     phase_self = torch.exp(-s * self_delay.to(cdtype)[None])  # (F, m)
     phase = torch.exp(-s[:, :, None] * delay11.to(cdtype)[None])  # (F, m, m)

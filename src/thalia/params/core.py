@@ -127,7 +127,7 @@ class ParamSpace:
                 f"Invalid shape for 'vector': expected last dimension {self.size}, got shape {tuple(vector.shape)}."
             )
         lead = vector.shape[:-1]
-        return {s.name: vector[..., self._offsets[s.name]].reshape(*lead, *s.shape) for s in self.specs}
+        return {s.name: vector[..., self._offsets[s.name]].reshape(tuple(lead) + s.shape) for s in self.specs}
 
     def validate(self, values: Mapping[str, Any], *, partial: bool = False) -> dict[str, torch.Tensor]:
         """Check names, shapes and finiteness; return float64 tensors.
