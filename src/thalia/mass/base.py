@@ -48,8 +48,12 @@ class NeuralMassModel(abc.ABC):
     def _tensors(self, p: Mapping[str, Any]) -> dict[str, Tensor]:
         """Accept a ParameterSet or a mapping; validate user mappings (full or partial)."""
         if isinstance(p, ParameterSet):
-            if p.space is not self.space and p.space != self.space:
-                raise ValueError("The parameter set belongs to a different model configuration.")
+            if p.space is not self.space and not p.space.compatible(self.space):
+                raise ValueError(
+                    f"Invalid value for 'p': the parameter set has {p.space.size} numbers in another layout "
+                    f"than this {self.name} model's ({self.space.size}); build it with this model's "
+                    "default_parameters() or parameters()."
+                )
             return p.tensors()
         if (
             isinstance(p, Mapping)

@@ -216,9 +216,10 @@ class TCM(NeuralMassModel):
         ns = self.n_sources
         ct = K.CT_MS * torch.exp(t["CT"])
         tc = K.TC_MS * torch.exp(t["TC"])
-        intra = torch.as_tensor(K.ID_MS, dtype=DTYPE) * torch.exp(t["ID"])
-        zeros = torch.zeros(2, 2, dtype=DTYPE)
-        top = torch.cat([torch.zeros(6, 6, dtype=DTYPE), tc.expand(6, 2)], dim=1)
+        like = dict(dtype=ct.dtype, device=ct.device)
+        intra = torch.as_tensor(K.ID_MS, **like) * torch.exp(t["ID"])
+        zeros = torch.zeros(2, 2, **like)
+        top = torch.cat([torch.zeros(6, 6, **like), tc.expand(6, 2)], dim=1)
         bottom = torch.cat([ct.expand(2, 6), zeros], dim=1)
         pop = (torch.cat([top, bottom]) + intra[None, :]) / 1000.0
         d11 = pop.repeat_interleave(ns, 0).repeat_interleave(ns, 1)
@@ -234,7 +235,7 @@ class TCM(NeuralMassModel):
         """(n_ch, m) on V and (6, n_ch, m) on the conductances."""
         ns = self.n_sources
         weights = torch.exp(t["J"]).reshape(7, 8)  # per-source weights [state, population]
-        mixing = self.lead_field.to(weights) * torch.exp(t["L"])[None, :]  # (n_ch, ns)
+        mixing = self.lead_field.to(weights) * torch.exp(t["L"])[None, :]  # (n_ch, ns), on θ's device
         # weight of state (k, p, s) in channel c: mixing[c, s] * weights[k, p]
         blocks = weights[:, None, :, None] * mixing[None, :, None, :]  # (7, n_ch, 8, ns)
         blocks = blocks.reshape(7, mixing.shape[0], 8 * ns)
@@ -253,10 +254,10 @@ class TCM(NeuralMassModel):
 
         return fun
 
-    def _start(self, x0: Tensor | None) -> Tensor:
+    def _start(self, x0: Tensor | None, like: Tensor) -> Tensor:
         if x0 is None:
-            return self.initial_state()[: self._m]
-        x0 = as_float_tensor("x0", x0)
+            return self._default_start().to(like)
+        x0 = as_float_tensor("x0", x0, device=like.device)
         if x0.numel() != self.n_states:
             raise ValueError(f"Invalid shape for 'x0': expected {self.n_states} states, got {x0.numel()}.")
         return x0.reshape(-1)[: self._m]
@@ -281,7 +282,7 @@ class TCM(NeuralMassModel):
         """Adaptive Newton + implicit step: (x*, coupling, NewtonResult, max|f(x*)|)."""
         c = tcm_flow.coupling(t, self.cfg)
         c_fixed = Coupling(*(value.detach() for value in c))
-        start = self._default_start() if x0 is None else self._start(x0)
+        start = self._start(x0, c.W)
         result = damped_newton(self._reduced(c_fixed), start, tol=tol, max_iter=max_iter)
         if _tracks_derivatives(c):
             v = implicit_step(self._reduced(c), result.v)
@@ -331,7 +332,7 @@ class TCM(NeuralMassModel):
         """Fixed point by ``n_iter`` capped Newton steps plus the implicit step; vmap-safe, no report."""
         c = tcm_flow.coupling(p, self.cfg)
         c_fixed = Coupling(*(t.detach() for t in c))
-        start = self._default_start() if x0 is None else self._start(x0)
+        start = self._start(x0, c.W)
         v = fixed_newton(self._reduced(c_fixed), start, n_iter)
         v = implicit_step(self._reduced(c), v)
         return self._assemble_state(v, c)

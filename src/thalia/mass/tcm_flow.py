@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from thalia.mass import tcm_constants as K
@@ -69,8 +70,7 @@ def _extrinsic(gain_log: Tensor, ns: int, damp: bool) -> Tensor:
         strong = gains > K.RECIPROCAL_THRESHOLD
         gains = torch.where(strong & strong.transpose(1, 2), gains / 9.0, gains)
     routing = _const(K.EXTRINSIC_ROUTING, gain_log)  # (8, 5)
-    source_pop = torch.zeros(5, 8, dtype=gain_log.dtype, device=gain_log.device)
-    source_pop[torch.arange(5), list(K.EXTRINSIC_SOURCES)] = 1.0
+    source_pop = _const(np.eye(8)[list(K.EXTRINSIC_SOURCES)], gain_log)  # (5, 8) one-hot
     full = torch.einsum("pj,jq,jsr->psqr", routing, source_pop, gains)
     return full.reshape(8 * ns, 8 * ns)
 
@@ -208,7 +208,7 @@ def flow_from_coupling(x: Tensor, u: Tensor, c: Coupling, cfg: TCMConfig) -> Ten
     v_hat, _ = clip_voltage(states[0], cfg.smooth)
     g = states[1:]
     target, _, _, _ = targets(v_hat, c, cfg.smooth)
-    exogenous = torch.cat([(c.u_gain @ u)[None], torch.zeros_like(target[1:])])  # AMPA only
+    exogenous = torch.cat([(c.u_gain @ u.to(c.u_gain))[None], torch.zeros_like(target[1:])])  # AMPA only
     dg = c.rate * (target + exogenous - g)
     dv = membrane(v_hat, g, c)
     return torch.cat([dv, dg.reshape(-1)])

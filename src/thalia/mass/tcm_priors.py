@@ -4,18 +4,24 @@ All parameters are log-scale multipliers with a Gaussian prior (tcm_model.md Par
 means are the **stable default** of thalia; the original defaults (all zeros) have an unstable
 fixed point (a growing ~55 Hz mode), and with the element-wise delays more unstable modes still.
 
-The stable default differs from the neutral values in two documented places only:
+The stable default differs from the neutral values (all log-parameters 0) in two documented places:
 
-* ``E`` (background drive 0.8·exp(E) onto AMPA/NMDA targets): 1.5 for the superficial and deep
-  interneurons (SI, DI) and 1.0 for the reticular nucleus (RT) — tonic excitation of the inhibitory
-  populations, 0.8·e^1.5 = 3.6 and 0.8·e = 2.2 instead of 0.8;
-* ``T[:, 1]`` = 0.5: GABA-A decay 5·e^0.5 = 8.2 ms instead of 5 ms (within the measured range of
-  cortical and thalamic GABA-A IPSC decays).
+* ``H`` = −1.5 everywhere: intrinsic AMPA and GABA-A (and, through ``Gb`` = 0, not GABA-B) gains
+  exp(−1.5) ≈ 0.22 of the original topology values — a weakly recurrent column;
+* ``E`` = 1.0 for every population: background drive 0.8·e ≈ 2.2 instead of 0.8 — an input-driven
+  operating point.
 
-With these, the fixed point is stable both without delays (leading eigenvalue −3.33 s⁻¹, the
-GABA-B relaxation) and with the delays applied (no root of det(sI − A∘e^{−sD}) in the right
-half-plane; see :func:`thalia.mass.stability.count_unstable_roots`). The default spectrum has a
-gamma resonance near 58 Hz on a 1/f background.
+With these every population sits near its firing threshold (V* from −53.5 to −43 mV, RT the most
+depolarised), the fixed point is stable without delays (leading eigenvalue −3.6 s⁻¹) and with the
+delays applied (no root of det(sI − A∘e^{−sD}) in the right half-plane, see
+:func:`thalia.mass.stability.count_unstable_roots`; the rightmost oscillatory root is
+−51 ± 2πi·38.6 s⁻¹), and the spectrum has a damped gamma resonance near 37 Hz over a 1/f
+background, which the thalamo-cortical delays CT and TC move. A search over changes to the
+background drive, time constants, capacitance, leak and delays (thalia's development notes) found
+that the other single-mechanism fixes either silence the pyramidal cells (strong interneuron drive:
+stable, but V* ≈ −81 mV and inert cortex) or leave delay-induced instabilities from the
+self-inhibitory loops; this pair keeps the circuit responsive. 40 draws from the prior around it
+were all stable with their delays.
 
 Prior variances: 1/8 on the H and Hn entries of the 2023 prior file (Part B §3.4 ``priors.mat``),
 on L and on the spectral parameters a, b, c; 1/64 on CT, TC and T, and on the GABA-B gains Gb of the
@@ -23,7 +29,8 @@ on L and on the spectral parameters a, b, c; 1/64 on CT, TC and T, and on the GA
 normalised to unit power; the TCM's output scale is set by exp(L) and the innovations instead), so
 that channel noise is about 1 % of the default spectrum. The 2023 H mask lists DI←SI, which has no
 AMPA or GABA topology entry and would be inert; it is dropped (every free parameter has an
-effect). Hh is only used by TP and RC.
+effect). Hh is only used by TP and RC. The H-channel rate T[:, 5] is fixed: around −45 mV the H gate
+h(V) = 1 − σ(2/3 (V + 30)) is saturated (h ≈ 1, h' ≈ 1e-5), so that rate does not move the spectrum.
 """
 
 from __future__ import annotations
@@ -40,9 +47,9 @@ PRESENT_VAR = 1 / 8
 NOISE_LOG_AMPLITUDE = -4.0
 SMALL_VAR = 1 / 64
 
-#: Stable default background drive E (per population) and GABA-A rate scale T[:, 1].
-DEFAULT_E = np.array([0.0, 0.0, 1.5, 0.0, 1.5, 0.0, 1.0, 0.0])
-DEFAULT_T_GABAA = 0.5
+#: Stable default: background drive E (all populations) and intrinsic AMPA/GABA-A gains H.
+DEFAULT_E = 1.0
+DEFAULT_H = -1.5
 
 _H_FREE = {  # 2023 priors.mat H mask (DI←SI dropped: no topology entry)
     "SS": ["RC"],
@@ -101,8 +108,6 @@ def build_space(
     ([afferent type j, target source, source source]); present ones have prior mean 0 (gain 1) and
     variance 1/8, absent ones −32 (off) and variance 0.
     """
-    t_mean = np.zeros((ns, 6))
-    t_mean[:, 1] = DEFAULT_T_GABAA
     j_mean = np.full(56, K.UNOBSERVED)
     j_mean[:8] = np.log(K.OBSERVATION_WEIGHTS)
     specs = [
@@ -111,13 +116,13 @@ def build_space(
         ParamSpec("AN", (5, ns, ns), np.where(an_mask, 0.0, ABSENT), np.where(an_mask, PRESENT_VAR, 0.0),
                   "extrinsic NMDA gains exp(AN), same layout as A (no reciprocal damping)"),
         ParamSpec("C", (ns,), 0.0, 0.0, "exogenous input / innovation gain exp(C) per source"),
-        ParamSpec("H", (8, 8, ns), 0.0, _mask(_H_FREE, ns, PRESENT_VAR),
+        ParamSpec("H", (8, 8, ns), DEFAULT_H, _mask(_H_FREE, ns, PRESENT_VAR),
                   "intrinsic AMPA and GABA-A gains exp(H)[target, source, region]"),
         ParamSpec("Hn", (8, 8, ns), 0.0, _mask(_HN_FREE, ns, PRESENT_VAR),
                   "intrinsic NMDA gains exp(Hn)[target, source, region]"),
         ParamSpec("Gb", (8, 8, ns), 0.0, _mask(_GB_FREE, ns, SMALL_VAR),
                   "intrinsic GABA-B gains exp(Gb)[target, source, region]"),
-        ParamSpec("T", (ns, 6), t_mean, SMALL_VAR,
+        ParamSpec("T", (ns, 6), 0.0, np.array([SMALL_VAR] * 5 + [0.0]),
                   "rate scales: K = exp(-T)·1000/tau for AMPA, GABA-A, NMDA, GABA-B, M, H"),
         ParamSpec("Mh", (8,), 0.0, 0.0, "M-channel gains: target 4·exp(Mh)·m(V)"),
         ParamSpec("Hh", (8,), 0.0, 0.0, "H-channel gains: target 4·exp(Hh)·h(V), TP and RC only"),

@@ -14,7 +14,7 @@ from thalia._validation import as_float_tensor, check_names
 DTYPE = torch.float64
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ParamSpec:
     """One named parameter.
 
@@ -50,7 +50,7 @@ class ParamSpec:
         return int(np.prod(self.shape, dtype=int))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ParamSpace:
     """An ordered collection of :class:`ParamSpec` — the schema of a model's parameters."""
 
@@ -67,6 +67,10 @@ class ParamSpace:
         object.__setattr__(self, "_offsets", offsets)
 
     # -- schema ----------------------------------------------------------------------------------
+    def compatible(self, other: ParamSpace) -> bool:
+        """Same names with the same shapes, in the same order (priors may differ)."""
+        return [(s.name, s.shape) for s in self.specs] == [(s.name, s.shape) for s in other.specs]
+
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.specs)
