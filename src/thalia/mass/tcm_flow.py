@@ -138,8 +138,9 @@ def _input_gain(c_log: Tensor, cfg: TCMConfig) -> Tensor:
 # Elementwise nonlinearities, each returning (value, derivative)
 # ---------------------------------------------------------------------------------------------
 def _clamp_d(z: Tensor, lo: float, hi: float) -> tuple[Tensor, Tensor]:
-    inside = ((z >= lo) & (z <= hi)).to(z.dtype)
-    return torch.clamp(z, lo, hi), inside
+    """clamp(z, lo, hi) and its derivative (1 inside [lo, hi], 0 outside)."""
+    clamped = torch.clamp(z, lo, hi)
+    return clamped, (clamped == z).to(z.dtype)
 
 
 def firing(v: Tensor, v_threshold: Tensor, smooth: bool) -> tuple[Tensor, Tensor]:

@@ -147,3 +147,42 @@ def build_space(
         shape, mean, var, doc = EXTRAS[name]
         specs.append(ParamSpec(name, shape, mean, var, doc))
     return ParamSpace(tuple(specs))
+
+
+def prior_table_markdown(space: ParamSpace) -> str:
+    """The prior table as Markdown: one row per parameter array (mean/variance ranges, free count)."""
+    rows = [
+        "| name | shape | prior mean | prior variance | free entries | meaning |",
+        "|---|---|---|---|---|---|",
+    ]
+    for spec in space.specs:
+        mean, var = spec.prior_mean, spec.prior_var
+        mean_text = _range_text(mean)
+        var_text = _range_text(var[var > 0]) if (var > 0).any() else "0"
+        rows.append(
+            f"| `{spec.name}` | {spec.shape} | {mean_text} | {var_text} | {int((var > 0).sum())} / {spec.size} "
+            f"| {spec.doc} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def _range_text(values: np.ndarray) -> str:
+    values = np.unique(np.round(np.asarray(values, dtype=float), 4))
+    if values.size == 0:
+        return "—"
+    if values.size <= 3:
+        return ", ".join(f"{v:g}" for v in values)
+    return f"{values.min():g} … {values.max():g}"
+
+
+def free_entries_markdown(space: ParamSpace) -> str:
+    """The free (variance > 0) entries, one line per array, with their labels."""
+    lines = []
+    labels = np.array(space.vector_labels())
+    var = space.prior_var_vector().numpy()
+    for spec in space.specs:
+        block = space.slice_of(spec.name)
+        chosen = labels[block][var[block] > 0]
+        if chosen.size:
+            lines.append(f"- `{spec.name}` ({chosen.size}): " + ", ".join(f"`{c}`" for c in chosen))
+    return "\n".join(lines) + "\n"

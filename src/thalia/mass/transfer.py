@@ -88,12 +88,15 @@ def transfer_schur(
     # (s − a22 e^{−s d})⁻¹ for every conductance, (F, G, m)
     inv22 = 1.0 / (s[:, None, :] - a22.to(cdtype)[None] * phase_self[:, None, :])
     coef = a12.to(cdtype)[None] * phase_self[:, None, :] * inv22  # a12e · M22⁻¹, (F, G, m)
-    a21e = a21.to(cdtype)[None] * phase[:, None]  # (F, G, m, m)
+    a21c, b2c = a21.to(cdtype), b2.to(cdtype)
     eye = torch.eye(a11.shape[-1], dtype=cdtype, device=a11.device)
-    schur = (s[:, :, None] - a11.to(cdtype)[None, :, None] * phase_self[:, :, None]) * eye
-    schur = schur - (coef[..., None] * a21e).sum(1)
-    b2c = b2.to(cdtype)
+    diagonal = s - a11.to(cdtype)[None] * phase_self  # (F, m)
+    # every group shares the phase of its (row, column) pair, so contract the groups first
+    schur = diagonal[:, :, None] * eye - torch.einsum("fgm,gmn->fmn", coef, a21c) * phase
     rhs = torch.einsum("fgm,gmk->fmk", coef, b2c)
     x1 = torch.linalg.solve(schur, rhs)  # (F, m, k)
-    x2 = inv22[..., None] * (b2c[None] + a21e @ x1[:, None])  # (F, G, m, k)
-    return c1.to(cdtype) @ x1 + torch.einsum("gpm,fgmk->fpk", c2.to(cdtype), x2)
+    # g-block readout: Σ_g c2[g] M22⁻¹ (b2[g] + (a21[g]∘phase) x1)
+    c2e = c2.to(cdtype)[None] * inv22[:, :, None, :]  # (F, G, p, m)
+    readout = torch.einsum("fgpm,gmn->fpmn", c2e, a21c) * phase[:, None]  # (F, p, m, n)
+    out = c1.to(cdtype) @ x1 + torch.einsum("fgpm,gmk->fpk", c2e, b2c)
+    return out + torch.einsum("fpmn,fnk->fpk", readout, x1)
