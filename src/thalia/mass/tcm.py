@@ -254,45 +254,55 @@ class TCM(NeuralMassModel):
 
         return fun
 
-    def _start(self, x0: Tensor | None, like: Tensor) -> Tensor:
+    def _start(self, x0: Any, t: Mapping[str, Tensor]) -> Tensor:
+        """Newton's start: ``x0``'s membrane potentials, or the linear prediction from the default."""
+        like = t["H"]
         if x0 is None:
-            return self._default_start().to(like)
+            return self._predicted_start(t)
         x0 = as_float_tensor("x0", x0, device=like.device)
         if x0.numel() != self.n_states:
             raise ValueError(f"Invalid shape for 'x0': expected {self.n_states} states, got {x0.numel()}.")
         return x0.reshape(-1)[: self._m]
 
-    def _assemble_state(self, v: Tensor, c: Coupling) -> Tensor:
-        v_hat, _ = tcm_flow.clip_voltage(v, self.cfg.smooth)
-        g_star = tcm_flow.targets(v_hat, c, self.cfg.smooth)[0]
-        return torch.cat([v, g_star.reshape(-1)])
+    def _default_expansion(self) -> tuple[Tensor, Tensor, Tensor]:
+        """(v*, θ, dv*/dθ) at the default parameters, computed once per model instance.
 
-    def _default_start(self) -> Tensor:
-        """Membrane potentials of the default parameters' fixed point (computed once per model).
-
-        Every solve starts here, so results never depend on earlier calls.
+        Every solve starts from v* + dv*/dθ·(θ − θ_default) (each component moved by at most 10 mV), a
+        first-order prediction that depends on θ alone — results never depend on earlier calls.
         """
-        if getattr(self, "_v_default", None) is None:
-            c = tcm_flow.coupling(self.default_parameters().tensors(), self.cfg)
+        if getattr(self, "_expansion", None) is None:
+            theta = self.space.prior_mean_vector()
+            c = tcm_flow.coupling(self.space.unpack(theta), self.cfg)
             result = damped_newton(self._reduced(c), self.initial_state()[: self._m])
-            self._v_default = result.v if result.converged else self.initial_state()[: self._m]
-        return self._v_default
+            v_star = result.v if result.converged else self.initial_state()[: self._m]
+
+            def solved(th: Tensor) -> Tensor:
+                coupling = tcm_flow.coupling(self.space.unpack(th), self.cfg)
+                return implicit_step(self._reduced(coupling), v_star)
+
+            sensitivity = torch.func.jacrev(solved)(theta) if result.converged else torch.zeros(self._m, theta.numel())
+            self._expansion = (v_star, theta, sensitivity.to(theta))
+        return self._expansion
+
+    def _predicted_start(self, t: Mapping[str, Tensor]) -> Tensor:
+        v_star, theta, sensitivity = self._default_expansion()
+        like = t["H"]
+        delta = self.space.pack(t).detach() - theta.to(like)
+        shift = torch.clamp(sensitivity.to(like) @ delta, -10.0, 10.0)
+        return v_star.to(like) + shift
 
     def _solve(self, t: Mapping[str, Tensor], x0: Any, tol: float, max_iter: int):
-        """Adaptive Newton + implicit step: (x*, coupling, NewtonResult, max|f(x*)|)."""
+        """Adaptive Newton + implicit step → (x*, coupling, Jacobian blocks, NewtonResult, max|f(x*)|)."""
         c = tcm_flow.coupling(t, self.cfg)
         c_fixed = Coupling(*(value.detach() for value in c))
-        start = self._start(x0, c.W)
+        start = self._start(x0, t)
         result = damped_newton(self._reduced(c_fixed), start, tol=tol, max_iter=max_iter)
         if _tracks_derivatives(c):
             v = implicit_step(self._reduced(c), result.v)
         else:  # identical value: one last Newton step with the residual already at hand
             v = result.v - torch.linalg.solve(result.jacobian, result.residual)
-        x = self._assemble_state(v, c)
-        v_hat, _ = tcm_flow.clip_voltage(v.detach(), self.cfg.smooth)
-        g_star = x.detach()[self._m :].reshape(6, self._m)
-        residual = float(tcm_flow.membrane(v_hat, g_star, c_fixed).abs().max())  # g rows are exactly 0
-        return x, c, result, residual
+        x, blocks, membrane_residual = tcm_flow.linearization(v, c, self.cfg)
+        return x, c, blocks, result, float(membrane_residual.detach().abs().max())
 
     def fixed_point(
         self,
@@ -315,7 +325,7 @@ class TCM(NeuralMassModel):
         with advice, and returns the last iterate with ``converged=False``.
         """
         t = self._tensors(p)
-        x, _, result, residual = self._solve(t, x0, tol, max_iter)
+        x, _, _, result, residual = self._solve(t, x0, tol, max_iter)
         converged = residual < tol
         if converged:
             message = f"converged: max|f| = {residual:.3g} after {result.iterations} Newton iterations"
@@ -332,32 +342,42 @@ class TCM(NeuralMassModel):
         """Fixed point by ``n_iter`` capped Newton steps plus the implicit step; vmap-safe, no report."""
         c = tcm_flow.coupling(p, self.cfg)
         c_fixed = Coupling(*(t.detach() for t in c))
-        start = self._start(x0, c.W)
+        start = self._start(x0, p)
         v = fixed_newton(self._reduced(c_fixed), start, n_iter)
         v = implicit_step(self._reduced(c), v)
-        return self._assemble_state(v, c)
+        return tcm_flow.linearization(v, c, self.cfg)[0]
 
     # -- spectral model --------------------------------------------------------------------------
     def transfer_from_state(
-        self, x: Tensor, p: Mapping[str, Any], freqs: Tensor, method: str = "schur", c: Coupling | None = None
+        self,
+        x: Tensor,
+        p: Mapping[str, Any],
+        freqs: Tensor,
+        method: str = "schur",
+        c: Coupling | None = None,
+        blocks: JacobianBlocks | None = None,
     ) -> Tensor:
         """H(ω) (F, n_channels, n_inputs·ns) of the linearisation at ``x``; ``freqs`` in Hz.
 
         ``method="schur"`` uses the exact Schur reduction onto the membrane block (8·ns per solve);
         ``"dense"`` solves the full (56·ns)² systems (a cross-check). With ``delay_mode`` other than
-        "elementwise" the dense kernel is used.
+        "elementwise" the dense kernel is used. ``c`` and ``blocks`` (the coupling and the Jacobian at
+        ``x``) may be passed when already computed.
         """
+        check_option("method", method, ("schur", "dense"))
         t = self._tensors(p)
         c = tcm_flow.coupling(t, self.cfg) if c is None else c
-        blocks = tcm_flow.jacobian_blocks(x, c, self.cfg)
+        blocks = tcm_flow.jacobian_blocks(x, c, self.cfg) if blocks is None else blocks
         d11, self_delay = self.delay_blocks(t)
         c1, c2 = self._observation_blocks(t)
         b2 = self._input_blocks(c)
         if method == "schur" and self.delay_mode != "first_order":
+            unobserved = not _tracks_derivatives([c2]) and not bool(c2.any())
+            c2_used = None if unobserved else c2  # exp(-1000) == 0: skipping is exact
             if self.delay_mode == "none":
                 d11, self_delay = torch.zeros_like(d11), torch.zeros_like(self_delay)
-            return transfer_schur(blocks.a11, blocks.a12, blocks.a21, blocks.a22, d11, self_delay, b2, c1, c2, freqs)
-        check_option("method", method, ("schur", "dense"))
+            a11, a12, a21, a22 = blocks
+            return transfer_schur(a11, a12, a21, a22, d11, self_delay, b2, c1, c2_used, freqs)
         A = blocks.dense()
         D = d11.repeat(7, 7)
         B = torch.cat([torch.zeros_like(b2[0]), b2.reshape(6 * self._m, -1)])
@@ -367,11 +387,17 @@ class TCM(NeuralMassModel):
         return transfer_dense(A, B, C, D if self.delay_mode == "elementwise" else None, freqs)
 
     def csd_from_state(
-        self, x: Tensor, p: Mapping[str, Any], freqs: Tensor, method: str = "schur", c: Coupling | None = None
+        self,
+        x: Tensor,
+        p: Mapping[str, Any],
+        freqs: Tensor,
+        method: str = "schur",
+        c: Coupling | None = None,
+        blocks: JacobianBlocks | None = None,
     ) -> Tensor:
         """CSD tensor (F, n_ch, n_ch) = H Gu Hᴴ + Gn + Gs at the linearisation point ``x``."""
         t = self._tensors(p)
-        transfer = self.transfer_from_state(x, t, freqs, method, c)
+        transfer = self.transfer_from_state(x, t, freqs, method, c, blocks)
         gu = innovation_spectrum(t["a"], freqs).repeat(1, self.cfg.n_inputs)  # (F, n_inputs·ns)
         return assemble_csd(transfer, gu, t["b"], t["c"], freqs)
 
@@ -401,10 +427,10 @@ class TCM(NeuralMassModel):
         freqs = check_frequencies("freqs", freqs)
         t = self._tensors(p)
         if x is None:
-            state, c, result, residual = self._solve(t, None, 1e-10, 100)
+            state, c, blocks, result, residual = self._solve(t, None, 1e-10, 100)
             if residual >= 1e-10:
                 warn_not_converged(residual, result.iterations, 1e-10)
         else:
-            state, c = as_float_tensor("x", x, (self.n_states,)), None
-        data = self.csd_from_state(state, t, freqs, method, c)
+            state, c, blocks = as_float_tensor("x", x, (self.n_states,)), None, None
+        data = self.csd_from_state(state, t, freqs, method, c, blocks)
         return CSD(freqs, data, self.channels, units="a.u.")

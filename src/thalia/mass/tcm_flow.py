@@ -47,8 +47,19 @@ class Coupling(NamedTuple):
     u_gain: Tensor  # (m, n_u) exogenous input into the AMPA target, n_u = n_inputs·ns
 
 
-def _const(array, like: Tensor) -> Tensor:
-    return torch.as_tensor(array, dtype=like.dtype, device=like.device)
+_SOURCE_ONE_HOT = np.eye(8)[list(K.EXTRINSIC_SOURCES)]  # afferent type j -> carrying population
+_RATE_SCALE = 1000.0 / K.TAU_MS
+_NMDA_ROW = np.array([0.0, 0.0, 1.0, 0.0, 0.0, 0.0])[:, None]  # selects the Mg-blocked conductance
+_CONSTANTS: dict[tuple[int, torch.dtype, torch.device], Tensor] = {}
+
+
+def _const(array: np.ndarray, like: Tensor) -> Tensor:
+    """A module-level constant array as a tensor of ``like``'s dtype and device (cached)."""
+    key = (id(array), like.dtype, like.device)
+    tensor = _CONSTANTS.get(key)
+    if tensor is None:
+        tensor = _CONSTANTS[key] = torch.as_tensor(array, dtype=like.dtype, device=like.device)
+    return tensor
 
 
 def _per_source(pop_values: Tensor, ns: int) -> Tensor:
@@ -70,7 +81,7 @@ def _extrinsic(gain_log: Tensor, ns: int, damp: bool) -> Tensor:
         strong = gains > K.RECIPROCAL_THRESHOLD
         gains = torch.where(strong & strong.transpose(1, 2), gains / 9.0, gains)
     routing = _const(K.EXTRINSIC_ROUTING, gain_log)  # (8, 5)
-    source_pop = _const(np.eye(8)[list(K.EXTRINSIC_SOURCES)], gain_log)  # (5, 8) one-hot
+    source_pop = _const(_SOURCE_ONE_HOT, gain_log)  # (5, 8)
     full = torch.einsum("pj,jq,jsr->psqr", routing, source_pop, gains)
     return full.reshape(8 * ns, 8 * ns)
 
@@ -106,7 +117,7 @@ def coupling(p: Mapping[str, Tensor], cfg: TCMConfig) -> Coupling:
         b_nmda = b_nmda + _per_source(rc, ns) * torch.exp(p["thi"])
     b = torch.stack([b_ampa, zero, b_nmda, zero, zero])
     h_gain = _per_source(K.H_GAIN * torch.exp(p["Hh"]) * _const(K.H_CHANNEL_POPULATIONS, H), ns)
-    rate = torch.exp(-p["T"]).T * _const(1000.0 / K.TAU_MS, H)[:, None]  # (6, ns)
+    rate = torch.exp(-p["T"]).T * _const(_RATE_SCALE, H)[:, None]  # (6, ns)
     rate = rate.repeat(1, 8)  # (6, m): row p·ns + s takes source s
     if "T1" in p:  # optional additive AMPA / NMDA rate offsets (linear, s^-1)
         t1 = p["T1"]
@@ -149,9 +160,9 @@ def firing(v: Tensor, v_threshold: Tensor, smooth: bool) -> tuple[Tensor, Tensor
     if smooth:
         z1, d1 = _clamp_d(slope * (v - v_threshold), -60.0, 60.0)
         z2, d2 = _clamp_d(v - K.V_CUTOFF_MV, -60.0, 60.0)
-        s1, s2 = torch.sigmoid(z1), torch.sigmoid(z2)
-        rate = s1 * (1.0 - s2)
-        d_rate = slope * d1 * s1 * (1.0 - s1) * (1.0 - s2) - s1 * d2 * s2 * (1.0 - s2)
+        s1, upper = torch.sigmoid(z1), torch.sigmoid(-z2)  # upper = 1 − σ(z2)
+        rate = s1 * upper
+        d_rate = rate * (slope * d1 * (1.0 - s1) - d2 * (1.0 - upper))
         return rate, d_rate
     s1 = torch.sigmoid(slope * (v - v_threshold))
     below = v < v_threshold
@@ -194,12 +205,18 @@ def targets(v_hat: Tensor, c: Coupling, smooth: bool) -> tuple[Tensor, Tensor, T
     return target, d_rate, h, dh
 
 
+def _drive_terms(v_hat: Tensor, c: Coupling) -> tuple[Tensor, Tensor, Tensor]:
+    """Driving forces V_X − V (6, m), factors (1, or the Mg block B(V) for NMDA) and dB/dV."""
+    block, d_block = mg_block(v_hat, c.mg_slope)
+    drive = _const(K.V_REV_MV, v_hat)[:, None] - v_hat[None]
+    factors = 1.0 + _const(_NMDA_ROW, v_hat) * (block[None] - 1.0)
+    return drive, factors, d_block
+
+
 def membrane(v_hat: Tensor, g: Tensor, c: Coupling) -> Tensor:
     """dV/dt (mV/s) = [GL (V_L − V) + Σ_X g_X (V_X − V) B_X(V)] / C."""
-    block, _ = mg_block(v_hat, c.mg_slope)
-    drive = _const(K.V_REV_MV, v_hat)[:, None] - v_hat[None]  # (6, m)
-    current = c.g_leak * (K.V_LEAK_MV - v_hat) + (g * drive).sum(0) + g[2] * drive[2] * (block - 1.0)
-    return current / c.capacitance
+    drive, factors, _ = _drive_terms(v_hat, c)
+    return (c.g_leak * (K.V_LEAK_MV - v_hat) + (g * factors * drive).sum(0)) / c.capacitance
 
 
 def flow_from_coupling(x: Tensor, u: Tensor, c: Coupling, cfg: TCMConfig) -> Tensor:
@@ -242,20 +259,12 @@ class JacobianBlocks(NamedTuple):
         return torch.cat([top, bottom], dim=0)
 
 
-def _membrane_partials(v_hat: Tensor, g: Tensor, c: Coupling, dv_clip: Tensor) -> tuple[Tensor, Tensor]:
+def _membrane_partials(
+    g: Tensor, drive: Tensor, factors: Tensor, d_block: Tensor, dv_clip: Tensor, c: Coupling
+) -> tuple[Tensor, Tensor]:
     """∂V'/∂V (m,) and ∂V'/∂g_X (6, m)."""
-    block, d_block = mg_block(v_hat, c.mg_slope)
-    drive = _const(K.V_REV_MV, v_hat)[:, None] - v_hat[None]
-    factors = torch.ones_like(drive).index_copy(0, torch.tensor([2], device=v_hat.device), block[None])
     d_v = -c.g_leak - (g * factors).sum(0) + g[2] * drive[2] * d_block
     return d_v * dv_clip / c.capacitance, drive * factors / c.capacitance
-
-
-def _target_slopes(d_rate: Tensor, dh: Tensor, c: Coupling, dv_clip: Tensor) -> Tensor:
-    """∂target_X/∂V (6, m, m)."""
-    linear = c.W * (d_rate * dv_clip)[None, None, :]
-    h_part = torch.diag(c.h_gain * dh * dv_clip)[None]
-    return torch.cat([linear, h_part], dim=0)
 
 
 def jacobian_blocks(x: Tensor, c: Coupling, cfg: TCMConfig) -> JacobianBlocks:
@@ -263,9 +272,12 @@ def jacobian_blocks(x: Tensor, c: Coupling, cfg: TCMConfig) -> JacobianBlocks:
     m = 8 * cfg.n_sources
     states = x.reshape(7, m)
     v_hat, dv_clip = clip_voltage(states[0], cfg.smooth)
-    _, d_rate, _, dh = targets(v_hat, c, cfg.smooth)
-    a11, a12 = _membrane_partials(v_hat, states[1:], c, dv_clip)
-    a21 = c.rate[:, :, None] * _target_slopes(d_rate, dh, c, dv_clip)
+    _, d_rate = firing(v_hat, c.v_threshold, cfg.smooth)
+    _, dh = h_gate(v_hat)
+    a11, a12 = _membrane_partials(states[1:], *_drive_terms(v_hat, c), dv_clip, c)
+    linear = c.W * (d_rate * dv_clip)[None, None, :]  # ∂target_X/∂V for X < 5
+    h_part = torch.diag(c.h_gain * dh * dv_clip)[None]
+    a21 = c.rate[:, :, None] * torch.cat([linear, h_part], dim=0)
     return JacobianBlocks(a11, a12, a21, -c.rate)
 
 
@@ -277,8 +289,28 @@ def reduced_residual(v: Tensor, c: Coupling, cfg: TCMConfig) -> tuple[Tensor, Te
     """
     v_hat, dv_clip = clip_voltage(v, cfg.smooth)
     g_star, d_rate, _, dh = targets(v_hat, c, cfg.smooth)
-    residual = membrane(v_hat, g_star, c)
-    a11, a12 = _membrane_partials(v_hat, g_star, c, dv_clip)
-    slopes = _target_slopes(d_rate, dh, c, dv_clip)
-    jac = torch.diag(a11) + (a12[:, :, None] * slopes).sum(0)
+    drive, factors, d_block = _drive_terms(v_hat, c)
+    residual = (c.g_leak * (K.V_LEAK_MV - v_hat) + (g_star * factors * drive).sum(0)) / c.capacitance
+    a11, a12 = _membrane_partials(g_star, drive, factors, d_block, dv_clip, c)
+    # dF/dV = ∂V'/∂V + Σ_X ∂V'/∂g_X · ∂g*_X/∂V, with ∂g*_X/∂V = W_X diag(m') (X < 5), diag(h' gain) (H)
+    through_rates = (a12[:5, :, None] * c.W).sum(0) * (d_rate * dv_clip)[None, :]
+    jac = torch.diag(a11 + a12[5] * c.h_gain * dh * dv_clip) + through_rates
     return residual, jac, g_star
+
+
+def linearization(v: Tensor, c: Coupling, cfg: TCMConfig) -> tuple[Tensor, JacobianBlocks, Tensor]:
+    """State, Jacobian blocks and membrane residual at V with every conductance at its target.
+
+    At a fixed point v* this is the whole linearisation in one pass: ``(x*, ∂f/∂x, V'(x*))`` — the
+    conductance rows of f vanish exactly, so max|V'| is the residual of the full flow.
+    """
+    v_hat, dv_clip = clip_voltage(v, cfg.smooth)
+    g_star, d_rate, _, dh = targets(v_hat, c, cfg.smooth)
+    drive, factors, d_block = _drive_terms(v_hat, c)
+    residual = (c.g_leak * (K.V_LEAK_MV - v_hat) + (g_star * factors * drive).sum(0)) / c.capacitance
+    a11, a12 = _membrane_partials(g_star, drive, factors, d_block, dv_clip, c)
+    linear = c.W * (d_rate * dv_clip)[None, None, :]
+    h_part = torch.diag(c.h_gain * dh * dv_clip)[None]
+    a21 = c.rate[:, :, None] * torch.cat([linear, h_part], dim=0)
+    state = torch.cat([v, g_star.reshape(-1)])
+    return state, JacobianBlocks(a11, a12, a21, -c.rate), residual

@@ -66,7 +66,7 @@ def transfer_schur(
     self_delay: Tensor,
     b2: Tensor,
     c1: Tensor,
-    c2: Tensor,
+    c2: Tensor | None,
     freqs_hz: Tensor,
 ) -> Tensor:
     """Exact transfer function of a system whose fast block is diagonal, by Schur complement.
@@ -77,7 +77,7 @@ def transfer_schur(
     ``delay11[i, j]`` (s), and every entry on the diagonal of a row of group i by ``self_delay[i]``
     (the original's D[i, j] = Tc[p(i), p(j)] + ID[p(j)] has exactly this form). Inputs enter the
     g-block only (``b2``: (G, m, k)); outputs read v through ``c1`` (p, m) and g through ``c2``
-    (G, p, m).
+    (G, p, m); ``c2=None`` means the g-block is not observed (its readout is skipped).
 
     Returns H (F, p, k) complex, equal to :func:`transfer_dense` on the assembled system.
     """
@@ -95,6 +95,8 @@ def transfer_schur(
     schur = diagonal[:, :, None] * eye - torch.einsum("fgm,gmn->fmn", coef, a21c) * phase
     rhs = torch.einsum("fgm,gmk->fmk", coef, b2c)
     x1 = torch.linalg.solve(schur, rhs)  # (F, m, k)
+    if c2 is None:
+        return c1.to(cdtype) @ x1
     # g-block readout: Σ_g c2[g] M22⁻¹ (b2[g] + (a21[g]∘phase) x1)
     c2e = c2.to(cdtype)[None] * inv22[:, :, None, :]  # (F, G, p, m)
     readout = torch.einsum("fgpm,gmn->fpmn", c2e, a21c) * phase[:, None]  # (F, p, m, n)
