@@ -52,7 +52,11 @@ def test_schur_kernel_equals_dense_on_random_structured_system():
     "model",
     [
         TCM(),
-        TCM(3, extrinsic={"forward": [(0, 1), (1, 2)], "backward": [(2, 1)]}, lead_field=np.random.rand(4, 3)),
+        TCM(
+            3,
+            extrinsic={"forward": [(0, 1), (1, 2)], "backward": [(2, 1)]},
+            lead_field=np.random.default_rng(0).random((4, 3)),
+        ),
         TCM(n_inputs=2),
     ],
     ids=["one", "three-sources-lead-field", "two-inputs"],
