@@ -374,7 +374,8 @@ def run_per_call(models: tuple[TCM, TCM], thetas: Tensor, kept: list[int], freqs
     model, model_dev = models
     sync, freqs_dev = synchronizer(device), freqs.to(device)
     x_start = model.fixed_point(model.default_parameters()).x.detach()  # tcm_py's stored M.x analogue
-    times: dict[str, list[float]] = {k: [] for k in ("eager", "baseline", "fd_jac", "exact_jac", "flow", "flow_c")}
+    names = ("eager", "eager_consecutive", "baseline", "fd_jac", "exact_jac", "flow", "flow_c")
+    times: dict[str, list[float]] = {k: [] for k in names}
     rows, iterations, rejected, loose, eager_out = [], [], [], 0, {}
 
     def eager_call(p_dev):
@@ -403,6 +404,11 @@ def run_per_call(models: tuple[TCM, TCM], thetas: Tensor, kept: list[int], freqs
             "x": float((base["x"] - x).abs().max()),
             "schur_dense": rel_diff(model.csd_from_state(x, t, freqs, method="schur"), dense),
         })  # fmt: skip
+    # the same draws back to back (as in a fit's loop), without the baseline in between
+    for _ in range(args.repeats):
+        for i in kept:
+            p_dev = {k: v.to(device) for k, v in ParameterSet.from_vector(model.space, thetas[i]).tensors().items()}
+            times["eager_consecutive"].append(timed(lambda p_dev=p_dev: eager_call(p_dev), sync)[0])
     return {
         "times": times,
         "eager_out": eager_out,
@@ -499,6 +505,7 @@ def print_table(res: dict[str, Any]) -> None:
     print(f"\n{'per call (ms)':<52}{'median':>9}{'p10':>9}{'p90':>9}{'min':>9}{'n':>6}")
     for label, key in (
         ("thalia eager model.csd (exact J, Schur)", "thalia_eager_csd"),
+        ("  same, draws back to back (no baseline between)", "thalia_eager_csd_consecutive"),
         ("tcm_py-like FD baseline (FD Newton, FD J, dense)", "baseline_fd_csd"),
         ("  f + FD Jacobian (113 f evaluations)", "baseline_f_plus_fd_jacobian"),
         ("  thalia f + exact Jacobian (model.flow + jacobian)", "thalia_f_plus_exact_jacobian"),
@@ -585,6 +592,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     t = per["times"]
     res["per_call"] = {
         "thalia_eager_csd": stats_ms(t["eager"]),
+        "thalia_eager_csd_consecutive": stats_ms(t["eager_consecutive"]),
         "baseline_fd_csd": stats_ms(t["baseline"]),
         "baseline_f_plus_fd_jacobian": stats_ms(t["fd_jac"]),
         "thalia_f_plus_exact_jacobian": stats_ms(t["exact_jac"]),

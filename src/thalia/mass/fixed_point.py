@@ -114,11 +114,15 @@ def damped_newton(
     tol: float = 1e-10,
     max_iter: int = 100,
     max_step: float = 10.0,
+    step_tol: float = 0.0,
 ) -> NewtonResult:
     """Damped Newton on F(v) = 0 with the exact Jacobian (adaptive; not for use under vmap).
 
     Each step is capped to ``max_step`` in max-norm, then halved (up to 20 times) until max |F|
-    decreases. Stops when max |F| < ``tol``.
+    decreases. Stops when max |F| < ``tol``, or — with ``step_tol`` > 0 — as soon as the full Newton
+    step is below ``step_tol`` in max-norm, *before taking it*: the caller then takes that last step
+    from the returned residual and Jacobian (quadratic convergence puts it at ~|step|² from the root)
+    and must check the residual there.
     """
     v = v0.detach().clone()
     residual, jac = fun(v)
@@ -127,6 +131,8 @@ def damped_newton(
         if norm < tol:
             return NewtonResult(v, iteration - 1, norm, True, residual, jac)
         step = _newton_step(residual, jac, max_step)
+        if float(step.abs().max()) < step_tol:
+            return NewtonResult(v, iteration - 1, norm, True, residual, jac)
         for _ in range(20):
             trial = v - step
             trial_res, trial_jac = fun(trial)

@@ -44,6 +44,9 @@ DTYPE = torch.float64
 #: Names of the five extrinsic afferent types (index j of A / AN).
 EXTRINSIC_TYPES = ("forward", "backward", "TP", "RT", "RC")
 DELAY_MODES = ("elementwise", "first_order", "none")
+#: Newton stops once its next step is below this (mV); that step is then taken, landing ~1e-16 mV
+#: from the root (quadratic convergence), and the residual there decides `converged`.
+STEP_TOL_MV = 1e-8
 
 
 def _tracks_derivatives(tensors) -> bool:
@@ -296,7 +299,7 @@ class TCM(NeuralMassModel):
         c = tcm_flow.coupling(t, self.cfg)
         c_fixed = Coupling(*(value.detach() for value in c))
         start = self._start(x0, t)
-        result = damped_newton(self._reduced(c_fixed), start, tol=tol, max_iter=max_iter)
+        result = damped_newton(self._reduced(c_fixed), start, tol=tol, max_iter=max_iter, step_tol=STEP_TOL_MV)
         if _tracks_derivatives(c):
             v = implicit_step(self._reduced(c), result.v)
         else:  # identical value: one last Newton step with the residual already at hand

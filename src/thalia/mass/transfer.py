@@ -82,23 +82,23 @@ def transfer_schur(
     Returns H (F, p, k) complex, equal to :func:`transfer_dense` on the assembled system.
     """
     s = laplace_s(freqs_hz, a11)[:, None]  # (F, 1)
+    minus_s = -s
     cdtype = s.dtype
-    phase_self = torch.exp(-s * self_delay.to(cdtype)[None])  # (F, m)
-    phase = torch.exp(-s[:, :, None] * delay11.to(cdtype)[None])  # (F, m, m)
+    # real × complex promotes to complex inside each op; only matmul operands are converted
+    phase_self = torch.exp(minus_s * self_delay[None])  # (F, m)
+    phase = torch.exp(minus_s[:, :, None] * delay11[None])  # (F, m, m)
     # (s − a22 e^{−s d})⁻¹ for every conductance, (F, G, m)
-    inv22 = 1.0 / (s[:, None, :] - a22.to(cdtype)[None] * phase_self[:, None, :])
-    coef = a12.to(cdtype)[None] * phase_self[:, None, :] * inv22  # a12e · M22⁻¹, (F, G, m)
-    a21c, b2c = a21.to(cdtype), b2.to(cdtype)
-    eye = torch.eye(a11.shape[-1], dtype=cdtype, device=a11.device)
-    diagonal = s - a11.to(cdtype)[None] * phase_self  # (F, m)
+    inv22 = torch.reciprocal(s[:, None, :] - a22[None] * phase_self[:, None, :])
+    coef = (a12[None] * phase_self[:, None, :]) * inv22  # a12e · M22⁻¹, (F, G, m)
+    a21c = a21.to(cdtype)
     # every group shares the phase of its (row, column) pair, so contract the groups first
-    schur = diagonal[:, :, None] * eye - torch.einsum("fgm,gmn->fmn", coef, a21c) * phase
-    rhs = torch.einsum("fgm,gmk->fmk", coef, b2c)
+    schur = torch.diag_embed(s - a11[None] * phase_self) - torch.einsum("fgm,gmn->fmn", coef, a21c) * phase
+    rhs = torch.einsum("fgm,gmk->fmk", coef, b2.to(cdtype))
     x1 = torch.linalg.solve(schur, rhs)  # (F, m, k)
     if c2 is None:
         return c1.to(cdtype) @ x1
     # g-block readout: Σ_g c2[g] M22⁻¹ (b2[g] + (a21[g]∘phase) x1)
-    c2e = c2.to(cdtype)[None] * inv22[:, :, None, :]  # (F, G, p, m)
+    c2e = c2[None] * inv22[:, :, None, :]  # (F, G, p, m)
     readout = torch.einsum("fgpm,gmn->fpmn", c2e, a21c) * phase[:, None]  # (F, p, m, n)
-    out = c1.to(cdtype) @ x1 + torch.einsum("fgpm,gmk->fpk", c2e, b2c)
+    out = c1.to(cdtype) @ x1 + torch.einsum("fgpm,gmk->fpk", c2e, b2.to(cdtype))
     return out + torch.einsum("fpmn,fnk->fpk", readout, x1)
