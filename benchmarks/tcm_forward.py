@@ -384,7 +384,7 @@ def run_per_call(models: tuple[TCM, TCM], thetas: Tensor, kept: list[int], freqs
 
     for i in kept:
         t = ParameterSet.from_vector(model.space, thetas[i]).tensors()
-        p_dev = {k: v.to(device) for k, v in t.items()}
+        p_dev = ParameterSet(model_dev.space, {k: v.to(device) for k, v in t.items()})  # validated once
         for _ in range(args.repeats):
             dt, eager = timed(lambda p_dev=p_dev: eager_call(p_dev), sync)
             times["eager"].append(dt)
@@ -407,7 +407,7 @@ def run_per_call(models: tuple[TCM, TCM], thetas: Tensor, kept: list[int], freqs
     # the same draws back to back (as in a fit's loop), without the baseline in between
     for _ in range(args.repeats):
         for i in kept:
-            p_dev = {k: v.to(device) for k, v in ParameterSet.from_vector(model.space, thetas[i]).tensors().items()}
+            p_dev = ParameterSet(model_dev.space, {k: v.to(device) for k, v in model.space.unpack(thetas[i]).items()})
             times["eager_consecutive"].append(timed(lambda p_dev=p_dev: eager_call(p_dev), sync)[0])
     return {
         "times": times,

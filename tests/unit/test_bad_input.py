@@ -105,3 +105,12 @@ def test_welch_checks_arguments():
         welch_csd(np.zeros(100), fs=100.0, nperseg=200)
     with pytest.raises(ValueError, match=r"Invalid value for 'fs': expected a finite number > 0, got -1"):
         welch_csd(np.zeros(100), fs=-1, nperseg=50)
+
+
+def test_complete_mappings_of_tensors_are_validated_too(tcm):
+    values = tcm.default_parameters().tensors()
+    values["leak"] = torch.tensor(float("nan"), dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"Invalid value for \"P\['leak'\]\": expected finite numbers"):
+        tcm.csd(values, [10.0])
+    with pytest.raises(ValueError, match=r"P\['leak'\]"):
+        tcm.fixed_point(values)

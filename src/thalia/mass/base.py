@@ -45,8 +45,10 @@ class NeuralMassModel(abc.ABC):
         merged = {**(dict(values) if values is not None else {}), **updates}
         return base.replace(**merged) if merged else base
 
-    def _tensors(self, p: Mapping[str, Any]) -> dict[str, Tensor]:
-        """Accept a ParameterSet or a mapping; validate user mappings (full or partial)."""
+    def _tensors(self, p: Mapping[str, Any], validate: bool = True) -> dict[str, Tensor]:
+        """Accept a ParameterSet or a mapping (validated: names, shapes, finiteness; partial ones are
+        merged into the defaults). ``validate=False`` is for the pure functions on hot paths: a complete
+        mapping of tensors is then used as it is."""
         if isinstance(p, ParameterSet):
             if p.space is not self.space and not p.space.compatible(self.space):
                 raise ValueError(
@@ -56,7 +58,8 @@ class NeuralMassModel(abc.ABC):
                 )
             return p.tensors()
         if (
-            isinstance(p, Mapping)
+            not validate
+            and isinstance(p, Mapping)
             and all(isinstance(v, Tensor) for v in p.values())
             and set(p) >= set(self.space.names)
         ):

@@ -184,11 +184,11 @@ class TCM(NeuralMassModel):
 
     # -- dynamics --------------------------------------------------------------------------------
     def coupling(self, p: Mapping[str, Any]) -> Coupling:
-        return tcm_flow.coupling(self._tensors(p), self.cfg)
+        return tcm_flow.coupling(self._tensors(p, validate=False), self.cfg)
 
     def flow(self, x: Tensor, u: Tensor, p: Mapping[str, Any]) -> Tensor:
         """dx/dt = f(x, u, θ); x flat (56·ns), u flat (n_inputs·ns). Pure and differentiable."""
-        return tcm_flow.flow(x, u, self._tensors(p), self.cfg)
+        return tcm_flow.flow(x, u, self._tensors(p, validate=False), self.cfg)
 
     def jacobian_blocks(self, x: Tensor, p: Mapping[str, Any]) -> JacobianBlocks:
         return tcm_flow.jacobian_blocks(x, self.coupling(p), self.cfg)
@@ -215,7 +215,7 @@ class TCM(NeuralMassModel):
         D[i, j] = (Tc[p(i), p(j)] + ID[p(j)]) / 1000 with Tc = 8·exp(CT) ms on thalamic targets of
         cortical sources and 3·exp(TC) ms on cortical targets of thalamic sources (Part B §4.1).
         """
-        t = self._tensors(p)
+        t = self._tensors(p, validate=False)
         ns = self.n_sources
         ct = K.CT_MS * torch.exp(t["CT"])
         tc = K.TC_MS * torch.exp(t["TC"])
@@ -230,7 +230,7 @@ class TCM(NeuralMassModel):
 
     def delays(self, p: Mapping[str, Any]) -> Tensor:
         """The full (56·ns)² delay matrix in seconds, in the state order."""
-        d11, _ = self.delay_blocks(p)
+        d11, _ = self.delay_blocks(self._tensors(p))
         return d11.repeat(7, 7)
 
     # -- observation -----------------------------------------------------------------------------
@@ -368,7 +368,7 @@ class TCM(NeuralMassModel):
         ``x``) may be passed when already computed.
         """
         check_option("method", method, ("schur", "dense"))
-        t = self._tensors(p)
+        t = self._tensors(p, validate=False)
         c = tcm_flow.coupling(t, self.cfg) if c is None else c
         blocks = tcm_flow.jacobian_blocks(x, c, self.cfg) if blocks is None else blocks
         d11, self_delay = self.delay_blocks(t)
@@ -399,7 +399,7 @@ class TCM(NeuralMassModel):
         blocks: JacobianBlocks | None = None,
     ) -> Tensor:
         """CSD tensor (F, n_ch, n_ch) = H Gu Hᴴ + Gn + Gs at the linearisation point ``x``."""
-        t = self._tensors(p)
+        t = self._tensors(p, validate=False)
         transfer = self.transfer_from_state(x, t, freqs, method, c, blocks)
         gu = innovation_spectrum(t["a"], freqs).repeat(1, self.cfg.n_inputs)  # (F, n_inputs·ns)
         return assemble_csd(transfer, gu, t["b"], t["c"], freqs)
