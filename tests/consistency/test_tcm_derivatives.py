@@ -102,3 +102,14 @@ def test_vmap_batch_equals_one_by_one(tcm):
     for k in range(len(thetas)):
         single = tcm.csd(ParameterSet.from_vector(space, thetas[k]), FREQS).data
         torch.testing.assert_close(batch[k], single, rtol=1e-9, atol=0)
+
+
+def test_a_fresh_model_works_first_inside_transforms():
+    """The start-point expansion is computed at construction, not lazily inside vmap / jacfwd."""
+    freqs = torch.arange(4.0, 48.0, dtype=torch.float64)
+    for transform in (torch.func.vmap, torch.func.jacfwd):
+        model = TCM()
+        theta = model.space.prior_mean_vector()
+        arg = theta.expand(2, -1).clone() if transform is torch.func.vmap else theta
+        out = transform(lambda th, model=model: model.csd_tensor(model.space.unpack(th), freqs).real)(arg)
+        assert bool(torch.isfinite(out).all())

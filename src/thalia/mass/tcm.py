@@ -162,6 +162,8 @@ class TCM(NeuralMassModel):
         self.n_states = 56 * ns
         self.n_inputs = n_inputs * ns
         self._m = 8 * ns
+        self._expansion = None
+        self._default_expansion()  # here, outside any torch.func transform (it uses autograd)
 
     def __repr__(self) -> str:
         return (
@@ -273,17 +275,22 @@ class TCM(NeuralMassModel):
         Every solve starts from v* + dv*/dθ·(θ − θ_default) (each component moved by at most 10 mV), a
         first-order prediction that depends on θ alone — results never depend on earlier calls.
         """
-        if getattr(self, "_expansion", None) is None:
+        if self._expansion is None:
             theta = self.space.prior_mean_vector()
             c = tcm_flow.coupling(self.space.unpack(theta), self.cfg)
             result = damped_newton(self._reduced(c), self.initial_state()[: self._m])
             v_star = result.v if result.converged else self.initial_state()[: self._m]
 
-            def solved(th: Tensor) -> Tensor:
-                coupling = tcm_flow.coupling(self.space.unpack(th), self.cfg)
-                return implicit_step(self._reduced(coupling), v_star)
-
-            sensitivity = torch.func.jacrev(solved)(theta) if result.converged else torch.zeros(self._m, theta.numel())
+            sensitivity = torch.zeros(self._m, theta.numel(), dtype=theta.dtype)
+            # dv*/dθ = −(∂F/∂v)⁻¹ ∂F/∂θ, one backward pass per membrane row
+            if result.converged and not _tracks_derivatives([]):
+                with torch.enable_grad():
+                    theta_var = theta.clone().requires_grad_(True)
+                    residual, _, _ = tcm_flow.reduced_residual(
+                        v_star, tcm_flow.coupling(self.space.unpack(theta_var), self.cfg), self.cfg
+                    )
+                    rows = [torch.autograd.grad(r, theta_var, retain_graph=True)[0] for r in residual]
+                sensitivity = -torch.linalg.solve(result.jacobian, torch.stack(rows))
             self._expansion = (v_star, theta, sensitivity.to(theta))
         return self._expansion
 
@@ -319,9 +326,10 @@ class TCM(NeuralMassModel):
         """Solve f(x, 0, θ) = 0 by damped Newton with the exact Jacobian.
 
         The conductances are at their targets at any fixed point, so Newton runs on the 8·ns
-        membrane potentials (an exact reduction), starting from the default parameters' fixed
-        point (or from ``x0``); the state is then assembled and one implicit step makes ``x``
-        differentiable in θ (dx*/dθ by the implicit function theorem).
+        membrane potentials (an exact reduction), starting from the first-order prediction
+        v*(θ₀) + dv*/dθ·(θ − θ₀) around the default parameters θ₀ (or from ``x0``); the state is then
+        assembled and one implicit step makes ``x`` differentiable in θ (dx*/dθ by the implicit
+        function theorem).
 
         Returns a :class:`FixedPoint` (converged, residual = max|f(x)|, iterations, leading
         eigenvalue, report()). On failure it warns "Fixed point solver did not fully converge"
