@@ -267,6 +267,12 @@ def _membrane_partials(
     return d_v * dv_clip / c.capacitance, drive * factors / c.capacitance
 
 
+def _conductance_rows(c: Coupling, slope: Tensor, h_slope: Tensor) -> Tensor:
+    """∂g_X'/∂V (6, m, m) = K_X ∂target_X/∂V: W_X diag(m'(V)) for X < 5, diag(gain·h'(V)) for H."""
+    linear = c.W * slope[None, None, :]
+    return c.rate[:, :, None] * torch.cat([linear, torch.diag(c.h_gain * h_slope)[None]], dim=0)
+
+
 def jacobian_blocks(x: Tensor, c: Coupling, cfg: TCMConfig) -> JacobianBlocks:
     """Exact ∂f/∂x (independent of u: the input enters the targets linearly)."""
     m = 8 * cfg.n_sources
@@ -275,10 +281,27 @@ def jacobian_blocks(x: Tensor, c: Coupling, cfg: TCMConfig) -> JacobianBlocks:
     _, d_rate = firing(v_hat, c.v_threshold, cfg.smooth)
     _, dh = h_gate(v_hat)
     a11, a12 = _membrane_partials(states[1:], *_drive_terms(v_hat, c), dv_clip, c)
-    linear = c.W * (d_rate * dv_clip)[None, None, :]  # ∂target_X/∂V for X < 5
-    h_part = torch.diag(c.h_gain * dh * dv_clip)[None]
-    a21 = c.rate[:, :, None] * torch.cat([linear, h_part], dim=0)
-    return JacobianBlocks(a11, a12, a21, -c.rate)
+    return JacobianBlocks(a11, a12, _conductance_rows(c, d_rate * dv_clip, dh * dv_clip), -c.rate)
+
+
+class _AtTargets(NamedTuple):
+    """The flow's pieces at V with every conductance at its target g*(V)."""
+
+    g_star: Tensor  # (6, m)
+    residual: Tensor  # (m,) V'(V, g*(V))
+    a11: Tensor  # (m,) ∂V'/∂V
+    a12: Tensor  # (6, m) ∂V'/∂g_X
+    slope: Tensor  # (m,) dm/dV (through the voltage clip)
+    h_slope: Tensor  # (m,) dh/dV (through the voltage clip)
+
+
+def _at_targets(v: Tensor, c: Coupling, cfg: TCMConfig) -> _AtTargets:
+    v_hat, dv_clip = clip_voltage(v, cfg.smooth)
+    g_star, d_rate, _, dh = targets(v_hat, c, cfg.smooth)
+    drive, factors, d_block = _drive_terms(v_hat, c)
+    residual = (c.g_leak * (K.V_LEAK_MV - v_hat) + (g_star * factors * drive).sum(0)) / c.capacitance
+    a11, a12 = _membrane_partials(g_star, drive, factors, d_block, dv_clip, c)
+    return _AtTargets(g_star, residual, a11, a12, d_rate * dv_clip, dh * dv_clip)
 
 
 def reduced_residual(v: Tensor, c: Coupling, cfg: TCMConfig) -> tuple[Tensor, Tensor, Tensor]:
@@ -287,15 +310,11 @@ def reduced_residual(v: Tensor, c: Coupling, cfg: TCMConfig) -> tuple[Tensor, Te
     Returns ``(F, dF/dV, g*)`` with F(V) = V'(V, g*(V)) (m,), its exact Jacobian (m, m) and g* (6, m).
     Zeros of F are exactly the fixed points of the full flow (at u = 0).
     """
-    v_hat, dv_clip = clip_voltage(v, cfg.smooth)
-    g_star, d_rate, _, dh = targets(v_hat, c, cfg.smooth)
-    drive, factors, d_block = _drive_terms(v_hat, c)
-    residual = (c.g_leak * (K.V_LEAK_MV - v_hat) + (g_star * factors * drive).sum(0)) / c.capacitance
-    a11, a12 = _membrane_partials(g_star, drive, factors, d_block, dv_clip, c)
+    at = _at_targets(v, c, cfg)
     # dF/dV = ∂V'/∂V + Σ_X ∂V'/∂g_X · ∂g*_X/∂V, with ∂g*_X/∂V = W_X diag(m') (X < 5), diag(h' gain) (H)
-    through_rates = (a12[:5, :, None] * c.W).sum(0) * (d_rate * dv_clip)[None, :]
-    jac = torch.diag(a11 + a12[5] * c.h_gain * dh * dv_clip) + through_rates
-    return residual, jac, g_star
+    through_rates = (at.a12[:5, :, None] * c.W).sum(0) * at.slope[None, :]
+    jac = torch.diag(at.a11 + at.a12[5] * c.h_gain * at.h_slope) + through_rates
+    return at.residual, jac, at.g_star
 
 
 def linearization(v: Tensor, c: Coupling, cfg: TCMConfig) -> tuple[Tensor, JacobianBlocks, Tensor]:
@@ -304,13 +323,6 @@ def linearization(v: Tensor, c: Coupling, cfg: TCMConfig) -> tuple[Tensor, Jacob
     At a fixed point v* this is the whole linearisation in one pass: ``(x*, ∂f/∂x, V'(x*))`` — the
     conductance rows of f vanish exactly, so max|V'| is the residual of the full flow.
     """
-    v_hat, dv_clip = clip_voltage(v, cfg.smooth)
-    g_star, d_rate, _, dh = targets(v_hat, c, cfg.smooth)
-    drive, factors, d_block = _drive_terms(v_hat, c)
-    residual = (c.g_leak * (K.V_LEAK_MV - v_hat) + (g_star * factors * drive).sum(0)) / c.capacitance
-    a11, a12 = _membrane_partials(g_star, drive, factors, d_block, dv_clip, c)
-    linear = c.W * (d_rate * dv_clip)[None, None, :]
-    h_part = torch.diag(c.h_gain * dh * dv_clip)[None]
-    a21 = c.rate[:, :, None] * torch.cat([linear, h_part], dim=0)
-    state = torch.cat([v, g_star.reshape(-1)])
-    return state, JacobianBlocks(a11, a12, a21, -c.rate), residual
+    at = _at_targets(v, c, cfg)
+    blocks = JacobianBlocks(at.a11, at.a12, _conductance_rows(c, at.slope, at.h_slope), -c.rate)
+    return torch.cat([v, at.g_star.reshape(-1)]), blocks, at.residual
