@@ -157,7 +157,9 @@ def fixed_newton(fun: ResidualFn, v0: Tensor, n_iter: int, max_step: float = 10.
 
 
 def _newton_step(residual: Tensor, jac: Tensor, max_step: float) -> Tensor:
-    step = torch.linalg.solve(jac, residual)
+    # solve_ex does not raise on a singular Jacobian: its step is then non-finite, the trial's
+    # residual is NaN and the damped search rejects it (or, under vmap, the output shows it)
+    step, _ = torch.linalg.solve_ex(jac, residual)
     size = step.abs().amax(-1, keepdim=True)
     return step * torch.clamp(max_step / torch.clamp(size, min=1e-300), max=1.0)
 

@@ -306,13 +306,40 @@ class TCM(NeuralMassModel):
         c = tcm_flow.coupling(t, self.cfg)
         c_fixed = Coupling(*(value.detach() for value in c))
         start = self._start(x0, t)
-        result = damped_newton(self._reduced(c_fixed), start, tol=tol, max_iter=max_iter, step_tol=STEP_TOL_MV)
+        newton = self._reduced(c_fixed)
+        result = damped_newton(newton, start, tol=tol, max_iter=max_iter, step_tol=STEP_TOL_MV)
+        if not result.converged and x0 is None:  # fallbacks: continuation, then tcm_py's template
+            for fallback in (
+                lambda: self._continuation(t, tol, max_iter),
+                lambda: damped_newton(newton, self.initial_state()[: self._m].to(start), tol=tol, max_iter=max_iter),
+            ):
+                candidate = fallback()
+                if candidate.converged or candidate.norm < result.norm:
+                    result = candidate
+                if result.converged:
+                    break
         if _tracks_derivatives(c):
             v = implicit_step(self._reduced(c), result.v)
-        else:  # identical value: one last Newton step with the residual already at hand
+        elif result.converged:  # the same value: one last Newton step with the residual at hand
             v = result.v - torch.linalg.solve(result.jacobian, result.residual)
+        else:  # never a full step from a point where Newton failed
+            v = result.v
         x, blocks, membrane_residual = tcm_flow.linearization(v, c, self.cfg)
         return x, c, blocks, result, float(membrane_residual.detach().abs().max())
+
+    def _continuation(self, t: Mapping[str, Tensor], tol: float, max_iter: int, n_steps: int = 8):
+        """Fallback: follow the fixed point from the default parameters θ₀ to θ along
+        θ(λ) = θ₀ + λ(θ − θ₀), λ = 1/n … 1, each Newton solve starting from the previous one."""
+        v_start, theta0, _ = self._default_expansion()
+        theta = self.space.pack(t).detach()
+        v, result = v_start.to(theta), None
+        for lam in torch.linspace(1.0 / n_steps, 1.0, n_steps).tolist():
+            c = tcm_flow.coupling(self.space.unpack(theta0.to(theta) + lam * (theta - theta0.to(theta))), self.cfg)
+            result = damped_newton(self._reduced(c), v, tol=tol, max_iter=max_iter, step_tol=STEP_TOL_MV)
+            if not result.converged:
+                break
+            v = result.v - torch.linalg.solve(result.jacobian, result.residual)
+        return result
 
     def fixed_point(
         self,
@@ -349,14 +376,21 @@ class TCM(NeuralMassModel):
             _jacobian=lambda: self.jacobian(x.detach(), t),
         )  # fmt: skip
 
-    def fixed_point_state(self, p: Mapping[str, Tensor], n_iter: int = 12, x0: Tensor | None = None) -> Tensor:
-        """Fixed point by ``n_iter`` capped Newton steps plus the implicit step; vmap-safe, no report."""
+    def fixed_point_state(
+        self, p: Mapping[str, Tensor], n_iter: int = 12, x0: Tensor | None = None, *, return_residual: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """Fixed point by ``n_iter`` capped Newton steps plus the implicit step; vmap-safe.
+
+        With ``return_residual=True`` also returns max|f(x)| (a 0-d tensor): under vmap there is no
+        report or warning, so check it (e.g. ``< 1e-8``) to find the parameter sets that did not converge.
+        """
         c = tcm_flow.coupling(p, self.cfg)
         c_fixed = Coupling(*(t.detach() for t in c))
         start = self._start(x0, p)
         v = fixed_newton(self._reduced(c_fixed), start, n_iter)
         v = implicit_step(self._reduced(c), v)
-        return tcm_flow.linearization(v, c, self.cfg)[0]
+        x, _, membrane_residual = tcm_flow.linearization(v, c, self.cfg)
+        return (x, membrane_residual.detach().abs().max()) if return_residual else x
 
     # -- spectral model --------------------------------------------------------------------------
     def transfer_from_state(
@@ -412,10 +446,17 @@ class TCM(NeuralMassModel):
         gu = innovation_spectrum(t["a"], freqs).repeat(1, self.cfg.n_inputs)  # (F, n_inputs·ns)
         return assemble_csd(transfer, gu, t["b"], t["c"], freqs)
 
-    def csd_tensor(self, p: Mapping[str, Tensor], freqs: Tensor, n_iter: int = 12) -> Tensor:
-        """Pure θ → CSD tensor (fixed point by ``n_iter`` Newton steps): for vmap and autodiff."""
-        x = self.fixed_point_state(p, n_iter)
-        return self.csd_from_state(x, p, freqs)
+    def csd_tensor(
+        self, p: Mapping[str, Tensor], freqs: Tensor, n_iter: int = 12, *, return_residual: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """Pure θ → CSD tensor (fixed point by ``n_iter`` Newton steps): for vmap and autodiff.
+
+        With ``return_residual=True`` returns ``(csd, max|f(x*)|)`` so that a batch can flag the
+        parameter sets whose fixed point did not converge.
+        """
+        x, residual = self.fixed_point_state(p, n_iter, return_residual=True)
+        csd = self.csd_from_state(x, p, freqs)
+        return (csd, residual) if return_residual else csd
 
     def transfer(self, p: Mapping[str, Any], freqs: Any, *, x: Any = None, method: str = "schur") -> Tensor:
         """Transfer function H(f) (F, n_channels, n_inputs·ns) at the fixed point (or at ``x``)."""

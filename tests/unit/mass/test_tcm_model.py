@@ -156,3 +156,38 @@ def test_default_fixed_point_does_not_warn(tcm):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         tcm.csd(tcm.default_parameters(), FREQS)
+
+
+def test_far_parameters_converge_by_continuation_and_batches_flag_failures(tcm):
+    """Draws at 3 prior SDs: the eager solver converges for all (continuation from the default
+    when Newton from the predicted start fails); the fixed-iteration batch path reports its residual."""
+    space = tcm.space
+    gen = torch.Generator().manual_seed(1)
+    thetas = space.prior_mean_vector() + 3 * space.prior_var_vector().sqrt() * torch.randn(
+        60, space.size, generator=gen, dtype=torch.float64
+    )
+    from thalia.params import ParameterSet
+
+    fixed = [tcm.fixed_point(ParameterSet.from_vector(space, th), warn=False) for th in thetas]
+    assert all(f.converged and f.residual < 1e-9 for f in fixed)
+    _, residual = torch.func.vmap(lambda th: tcm.csd_tensor(space.unpack(th), FREQS, return_residual=True))(thetas)
+    full = torch.stack(
+        [
+            tcm.flow(tcm.fixed_point_state(space.unpack(th)), torch.zeros(1), space.unpack(th)).abs().max()
+            for th in thetas
+        ]
+    )
+    torch.testing.assert_close(residual, full, rtol=1e-6, atol=1e-9)
+    assert torch.equal(residual < 1e-8, full < 1e-8)
+
+
+def test_singular_jacobian_does_not_crash(tcm):
+    """A Newton step on a singular Jacobian is rejected, not raised (the solver then reports)."""
+    from thalia.mass.fixed_point import damped_newton
+
+    def flat(v):  # F(v) = (v0² + 1, 0): no root, Jacobian singular everywhere in its 2nd row
+        jac = torch.tensor([[2 * float(v[0]), 0.0], [0.0, 0.0]], dtype=torch.float64)
+        return torch.stack([v[0] ** 2 + 1.0, 0 * v[1]]), jac
+
+    result = damped_newton(flat, torch.tensor([1.0, 1.0], dtype=torch.float64), max_iter=5)
+    assert not result.converged
