@@ -227,7 +227,7 @@ class TCM(NeuralMassModel):
         top = torch.cat([torch.zeros(6, 6, **like), tc.expand(6, 2)], dim=1)
         bottom = torch.cat([ct.expand(2, 6), zeros], dim=1)
         pop = (torch.cat([top, bottom]) + intra[None, :]) / 1000.0
-        d11 = pop.repeat_interleave(ns, 0).repeat_interleave(ns, 1)
+        d11 = pop if ns == 1 else pop.repeat_interleave(ns, 0).repeat_interleave(ns, 1)
         return d11, torch.diagonal(d11)
 
     def delays(self, p: Mapping[str, Any]) -> Tensor:

@@ -64,11 +64,13 @@ def _const(array: np.ndarray, like: Tensor) -> Tensor:
 
 def _per_source(pop_values: Tensor, ns: int) -> Tensor:
     """(…, 8) per-population values → (…, 8·ns) membrane rows (p·ns + s)."""
-    return pop_values.repeat_interleave(ns, dim=-1)
+    return pop_values if ns == 1 else pop_values.repeat_interleave(ns, dim=-1)
 
 
 def _intrinsic(gain_log: Tensor, topology, ns: int) -> Tensor:
     """exp(gain) ∘ G placed block-diagonally over sources: (8, 8, ns) → (m, m)."""
+    if ns == 1:
+        return torch.exp(gain_log[:, :, 0]) * _const(topology, gain_log)
     hg = torch.exp(gain_log) * _const(topology, gain_log)[:, :, None]  # [p, q, s]
     blocks = torch.diag_embed(hg)  # [p, q, s, s']
     return blocks.permute(0, 2, 1, 3).reshape(8 * ns, 8 * ns)
