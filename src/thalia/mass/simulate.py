@@ -568,6 +568,6 @@ class _Run:
         self.message = (
             f"the state became non-finite before step {step} (t = {step * self.dt:g} s); samples from there on "
             "are NaN. Reduce dt_s or the innovation amplitude a[0], or check that the fixed point is stable "
-            "with its delays (model.fixed_point(p) and the CSD's peaks)."
+            "with its delays (thalia.mass.count_unstable_roots(model, p) should report 0)."
         )
         logger.warning("simulate: %s", self.message)
