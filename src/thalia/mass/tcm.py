@@ -308,10 +308,12 @@ class TCM(NeuralMassModel):
         start = self._start(x0, t)
         newton = self._reduced(c_fixed)
         result = damped_newton(newton, start, tol=tol, max_iter=max_iter, step_tol=STEP_TOL_MV)
-        if not result.converged and x0 is None:  # fallbacks: continuation, then tcm_py's template
+        if not result.converged and x0 is None:  # fallbacks: continuation, tcm_py's template, rest
+            rest = torch.full_like(start, K.V_LEAK_MV)
             for fallback in (
                 lambda: self._continuation(t, tol, max_iter),
                 lambda: damped_newton(newton, self.initial_state()[: self._m].to(start), tol=tol, max_iter=max_iter),
+                lambda: damped_newton(newton, rest, tol=tol, max_iter=max_iter),
             ):
                 candidate = fallback()
                 if candidate.converged or candidate.norm < result.norm:
@@ -354,7 +356,9 @@ class TCM(NeuralMassModel):
 
         The conductances are at their targets at any fixed point, so Newton runs on the 8·ns
         membrane potentials (an exact reduction), starting from the first-order prediction
-        v*(θ₀) + dv*/dθ·(θ − θ₀) around the default parameters θ₀ (or from ``x0``); the state is then
+        v*(θ₀) + dv*/dθ·(θ − θ₀) around the default parameters θ₀ (or from ``x0``). If that fails it
+        follows θ from θ₀ by continuation, then starts from tcm_py's template state and from rest
+        (V = −70 mV everywhere), keeping the first that converges; the state is then
         assembled and one implicit step makes ``x`` differentiable in θ (dx*/dθ by the implicit
         function theorem).
 
@@ -457,6 +461,45 @@ class TCM(NeuralMassModel):
         x, residual = self.fixed_point_state(p, n_iter, return_residual=True)
         csd = self.csd_from_state(x, p, freqs)
         return (csd, residual) if return_residual else csd
+
+    def csd_batch(
+        self, thetas: Any, freqs: Any, *, n_iter: int = 12, tol: float = 1e-8, fallback: bool = True
+    ) -> tuple[Tensor, Tensor]:
+        """CSDs of a batch of parameter vectors through ``torch.func.vmap``, with a safety net.
+
+        Parameters
+        ----------
+        thetas : (B, space.size) array
+            Parameter vectors in the layout of ``self.space`` (``ParameterSet.to_vector()``).
+        freqs : array_like
+            Frequencies in Hz.
+        n_iter : int
+            Newton steps of the batched fixed point.
+        tol : float
+            Sets whose batched fixed point has max|f| above ``tol`` (or non-finite) are re-solved one by
+            one with the eager solver (damped Newton, continuation from the default) when ``fallback``.
+
+        Returns
+        -------
+        (csd, residual) : (B, F, n_ch, n_ch) complex and (B,) max|f(x*)| per set.
+        """
+        thetas = as_float_tensor("thetas", thetas)
+        if thetas.ndim != 2 or thetas.shape[1] != self.space.size:
+            raise ValueError(
+                f"Invalid shape for 'thetas': expected (n_sets, {self.space.size}), got {tuple(thetas.shape)}."
+            )
+        freqs = check_frequencies("freqs", freqs).to(thetas.device)
+        batched = torch.func.vmap(
+            lambda theta: self.csd_tensor(self.space.unpack(theta), freqs, n_iter, return_residual=True)
+        )
+        csd, residual = batched(thetas)
+        if fallback:
+            for k in torch.nonzero(~(residual <= tol)).flatten().tolist():
+                t = self.space.unpack(thetas[k])
+                x, c, blocks, _, fixed_residual = self._solve(t, None, 1e-10, 100)
+                csd[k] = self.csd_from_state(x, t, freqs, c=c, blocks=blocks)
+                residual[k] = fixed_residual
+        return csd, residual
 
     def transfer(self, p: Mapping[str, Any], freqs: Any, *, x: Any = None, method: str = "schur") -> Tensor:
         """Transfer function H(f) (F, n_channels, n_inputs·ns) at the fixed point (or at ``x``)."""

@@ -191,3 +191,28 @@ def test_singular_jacobian_does_not_crash(tcm):
 
     result = damped_newton(flat, torch.tensor([1.0, 1.0], dtype=torch.float64), max_iter=5)
     assert not result.converged
+
+
+def test_csd_batch_falls_back_to_the_eager_solver(tcm):
+    """Far draws whose batched Newton fails are re-solved eagerly: each set then has the eager
+    solver's residual and CSD (a set with no fixed point found keeps a large, reported residual)."""
+    from thalia.params import ParameterSet
+
+    space = tcm.space
+    gen = torch.Generator().manual_seed(1)
+    thetas = space.prior_mean_vector() + 3 * space.prior_var_vector().sqrt() * torch.randn(
+        300, space.size, generator=gen, dtype=torch.float64
+    )
+    _, raw = tcm.csd_batch(thetas, FREQS, fallback=False)
+    failed = torch.nonzero(~(raw <= 1e-8)).flatten().tolist()
+    assert len(failed) > 0  # the fixed-iteration path alone misses some at 3 prior SDs
+    csd, residual = tcm.csd_batch(thetas, FREQS)
+    assert float(residual.max()) < 1e-9
+    for k in failed:
+        p = ParameterSet.from_vector(space, thetas[k])
+        fixed = tcm.fixed_point(p, warn=False)
+        assert residual[k] == pytest.approx(fixed.residual, rel=1e-6, abs=1e-11)
+        if fixed.converged:
+            torch.testing.assert_close(csd[k], tcm.csd(p, FREQS).data, rtol=1e-9, atol=0)
+    with pytest.raises(ValueError, match=r"Invalid shape for 'thetas': expected \(n_sets, 324\)"):
+        tcm.csd_batch(thetas[:, :10], FREQS)
