@@ -18,6 +18,6 @@ def _snippets():
             yield pytest.param(block, id=f"{path.name}-{k}")
 
 
-@pytest.mark.parametrize("code", _snippets())
+@pytest.mark.parametrize("code", list(_snippets()))
 def test_snippet_runs(code):
     exec(compile(code, "<snippet>", "exec"), {})
