@@ -27,8 +27,9 @@ def _template_state() -> torch.Tensor:
 
 
 def _all_zero(model: TCM) -> dict:
-    """'MATLAB-like' parameters: every log-parameter 0 (so exp = 1, including the A self-loop)."""
-    return {name: np.zeros(model.space[name].shape) for name in model.space.names}
+    """'MATLAB-like' parameters: every log-parameter 0 (so exp = 1, including the A self-loop); the
+    observation weights J do not enter the flow (and MATLAB resets J = 0 to -1000 anyway)."""
+    return {name: np.zeros(model.space[name].shape) for name in model.space.names if name != "J"}
 
 
 @pytest.mark.parametrize("firing", ["smooth", "hard"])

@@ -56,7 +56,7 @@ class NeuralMassModel(abc.ABC):
                     f"than this {self.name} model's ({self.space.size}); build it with this model's "
                     "default_parameters() or parameters()."
                 )
-            return p.tensors()
+            return self._check_values(p.tensors())
         if (
             not validate
             and isinstance(p, Mapping)
@@ -64,7 +64,11 @@ class NeuralMassModel(abc.ABC):
             and set(p) >= set(self.space.names)
         ):
             return dict(p)  # already tensors with every name: the pure-function fast path
-        return self.parameters(p).tensors()
+        return self._check_values(self.parameters(p).tensors())
+
+    def _check_values(self, tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Model-specific checks of validated values (none by default)."""
+        return tensors
 
     # -- dynamics --------------------------------------------------------------------------------
     @abc.abstractmethod

@@ -47,6 +47,8 @@ DELAY_MODES = ("elementwise", "first_order", "none")
 #: Newton stops once its next step is below this (mV); that step is then taken, landing ~1e-16 mV
 #: from the root (quadratic convergence), and the residual there decides `converged`.
 STEP_TOL_MV = 1e-8
+#: A log observation weight below this is exp(J) < 1e-304: "not observed".
+UNOBSERVED_BELOW = -700.0
 
 
 def _tracks_derivatives(tensors) -> bool:
@@ -117,6 +119,11 @@ class TCM(NeuralMassModel):
         Optional parameters of the original flow to add: ``"endo"``, ``"thi"``, ``"global"``, ``"T1"``.
     delay_mode : {"elementwise", "first_order", "none"}
         How delays enter the transfer function: A∘exp(−iωD) (default), SPM's Q = (I − D∘A)⁻¹, or not.
+    observe_conductances : bool
+        Whether the channels may read conductance states (J entries 8–55). Off by default, as in the
+        original (only the 8 membrane potentials are observed, the rest of J is −1000): the spectral
+        kernel then skips the conductance readout, and a J that weights a conductance raises. On, any
+        J is used.
     """
 
     name = "tcm"
@@ -133,11 +140,13 @@ class TCM(NeuralMassModel):
         channels: Sequence[str] | None = None,
         extras: Sequence[str] = (),
         delay_mode: str = "elementwise",
+        observe_conductances: bool = False,
     ):
         ns = check_positive_int("n_sources", n_sources)
         check_option("firing", firing, ("smooth", "hard"))
         check_option("n_inputs", n_inputs, (1, 2))
         self.delay_mode = check_option("delay_mode", delay_mode, DELAY_MODES)
+        self.observe_conductances = check_option("observe_conductances", observe_conductances, (False, True))
         for extra in extras:
             check_option("extras", extra, ("endo", "thi", "global", "T1"))
         self.cfg = TCMConfig(ns, firing == "smooth", n_inputs)
@@ -164,6 +173,15 @@ class TCM(NeuralMassModel):
         self._m = 8 * ns
         self._expansion = None
         self._default_expansion()  # here, outside any torch.func transform (it uses autograd)
+
+    def _check_values(self, tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+        if not self.observe_conductances and bool((tensors["J"][8:] > UNOBSERVED_BELOW).any()):
+            raise ValueError(
+                "Invalid value for \"P['J']\": entries 8–55 (conductance states) must stay at -1000 "
+                "(not observed) for a model that observes membrane potentials only; got "
+                f"max {float(tensors['J'][8:].max()):g}. Build it with TCM(observe_conductances=True)."
+            )
+        return tensors
 
     def __repr__(self) -> str:
         return (
@@ -421,8 +439,7 @@ class TCM(NeuralMassModel):
         c1, c2 = self._observation_blocks(t)
         b2 = self._input_blocks(c)
         if method == "schur" and self.delay_mode != "first_order":
-            unobserved = not _tracks_derivatives([c2]) and not bool(c2.any())
-            c2_used = None if unobserved else c2  # exp(-1000) == 0: skipping is exact
+            c2_used = c2 if self.observe_conductances else None
             if self.delay_mode == "none":
                 d11, self_delay = torch.zeros_like(d11), torch.zeros_like(self_delay)
             a11, a12, a21, a22 = blocks
@@ -430,7 +447,7 @@ class TCM(NeuralMassModel):
         A = blocks.dense()
         D = d11.repeat(7, 7)
         B = torch.cat([torch.zeros_like(b2[0]), b2.reshape(6 * self._m, -1)])
-        C = torch.cat([c1, *c2], dim=1)
+        C = torch.cat([c1, *(c2 if self.observe_conductances else torch.zeros_like(c2))], dim=1)
         if self.delay_mode == "first_order":
             return transfer_dense(delay_operator_first_order(A, D) @ A, B, C, None, freqs)
         return transfer_dense(A, B, C, D if self.delay_mode == "elementwise" else None, freqs)

@@ -51,13 +51,14 @@ def test_schur_kernel_equals_dense_on_random_structured_system():
 @pytest.mark.parametrize(
     "model",
     [
-        TCM(),
+        TCM(observe_conductances=True),
         TCM(
             3,
             extrinsic={"forward": [(0, 1), (1, 2)], "backward": [(2, 1)]},
             lead_field=np.random.default_rng(0).random((4, 3)),
+            observe_conductances=True,
         ),
-        TCM(n_inputs=2),
+        TCM(n_inputs=2, observe_conductances=True),
     ],
     ids=["one", "three-sources-lead-field", "two-inputs"],
 )
@@ -70,3 +71,18 @@ def test_tcm_schur_equals_dense(model):
     schur = model.transfer_from_state(x, p, FREQS, method="schur")
     dense = model.transfer_from_state(x, p, FREQS, method="dense")
     torch.testing.assert_close(schur, dense, rtol=1e-10, atol=1e-12 * float(dense.abs().max()))
+
+
+def test_conductance_observation_is_an_explicit_option():
+    """By default only membrane potentials are observed (the conductance readout is skipped and a J
+    weighting a conductance raises); with observe_conductances=True such a J changes the spectrum."""
+    plain, observing = TCM(), TCM(observe_conductances=True)
+    p = plain.default_parameters()
+    torch.testing.assert_close(plain.csd(p, FREQS).data, observing.csd(p, FREQS).data, rtol=1e-12, atol=0)
+    j = p["J"].clone()
+    j[8:16] = np.log(0.3)
+    with pytest.raises(ValueError, match=r"P\['J'\].*entries 8–55.*TCM\(observe_conductances=True\)"):
+        plain.csd(p.replace(J=j), FREQS)
+    moved = observing.csd(p.replace(J=j), FREQS).psd
+    base = observing.csd(p, FREQS).psd
+    assert float(((moved - base).abs() / base).max()) > 0.01
