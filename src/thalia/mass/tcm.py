@@ -338,12 +338,12 @@ class TCM(NeuralMassModel):
                     result = candidate
                 if result.converged:
                     break
-        if _tracks_derivatives(c):
-            v = implicit_step(self._reduced(c), result.v)
-        elif result.converged:  # the same value: one last Newton step with the residual at hand
-            v = result.v - torch.linalg.solve(result.jacobian, result.residual)
-        else:  # never a full step from a point where Newton failed
+        if not result.converged:  # never a full step from a point where Newton failed
             v = result.v
+        elif _tracks_derivatives(c):  # value v*, derivative dv*/dθ by the implicit function theorem
+            v = implicit_step(self._reduced(c), result.v)
+        else:  # the same value: one last Newton step with the residual at hand
+            v = result.v - torch.linalg.solve(result.jacobian, result.residual)
         x, blocks, membrane_residual = tcm_flow.linearization(v, c, self.cfg)
         return x, c, blocks, result, float(membrane_residual.detach().abs().max())
 
