@@ -263,9 +263,7 @@ class _DelayedFlow:
     def __init__(self, model: TCM, t: Mapping[str, Tensor], x0: Tensor, dt: float, method: str):
         self.c = tcm_flow.coupling(t, model.cfg)
         self.smooth = model.cfg.smooth
-        d11, self_delay = model.delay_blocks(t)
-        if model.delay_mode == "none":
-            d11, self_delay = torch.zeros_like(d11), torch.zeros_like(self_delay)
+        d11, self_delay = model.delay_blocks(t)  # zeros for delay_mode="none"
         self.min_lag = min(_min_lag(d11, dt), _min_lag(self_delay, dt))
         self.n_block = self.min_lag + 1 if method == "euler" else max(self.min_lag, 1)
         m, n_trials = d11.shape[0], x0.shape[1]

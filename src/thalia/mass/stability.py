@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from thalia.mass.tcm import TCM
-from thalia.mass.transfer import laplace_s
+from thalia.mass.transfer import laplace_s, schur_system
 
 Tensor = torch.Tensor
 
@@ -56,17 +56,8 @@ def _log_characteristic(model: TCM, x: Tensor, p: Mapping[str, Tensor], freqs: T
     c = model.coupling(p)
     blocks = model.jacobian_blocks(x, p)
     d11, self_delay = model.delay_blocks(p)
-    if model.delay_mode == "none":
-        d11, self_delay = torch.zeros_like(d11), torch.zeros_like(self_delay)
     s = laplace_s(freqs, c.W)[:, None]
-    cd = s.dtype
-    phase_self = torch.exp(-s * self_delay.to(cd))
-    phase = torch.exp(-s[:, :, None] * d11.to(cd))
-    m22 = s[:, None, :] - blocks.a22.to(cd) * phase_self[:, None, :]
-    coef = blocks.a12.to(cd) * phase_self[:, None, :] / m22
-    eye = torch.eye(blocks.a11.shape[-1], dtype=cd, device=c.W.device)
-    schur = (s[:, :, None] - blocks.a11.to(cd) * phase_self[:, :, None]) * eye
-    schur = schur - torch.einsum("fgm,gmn->fmn", coef, blocks.a21.to(cd)) * phase
+    schur, m22, _, _ = schur_system(*blocks, d11, self_delay, s)
     return torch.log(torch.linalg.det(schur)) + torch.log(m22).sum((1, 2))
 
 

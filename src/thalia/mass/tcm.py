@@ -234,6 +234,7 @@ class TCM(NeuralMassModel):
 
         D[i, j] = (Tc[p(i), p(j)] + ID[p(j)]) / 1000 with Tc = 8·exp(CT) ms on thalamic targets of
         cortical sources and 3·exp(TC) ms on cortical targets of thalamic sources (Part B §4.1).
+        All zero for ``delay_mode="none"``.
         """
         t = self._tensors(p, validate=False)
         ns = self.n_sources
@@ -245,6 +246,8 @@ class TCM(NeuralMassModel):
         top = torch.cat([torch.zeros(6, 6, **like), tc.expand(6, 2)], dim=1)
         bottom = torch.cat([ct.expand(2, 6), zeros], dim=1)
         pop = (torch.cat([top, bottom]) + intra[None, :]) / 1000.0
+        if self.delay_mode == "none":
+            pop = torch.zeros_like(pop)
         d11 = pop if ns == 1 else pop.repeat_interleave(ns, 0).repeat_interleave(ns, 1)
         return d11, torch.diagonal(d11)
 
@@ -440,8 +443,6 @@ class TCM(NeuralMassModel):
         b2 = self._input_blocks(c)
         if method == "schur" and self.delay_mode != "first_order":
             c2_used = c2 if self.observe_conductances else None
-            if self.delay_mode == "none":
-                d11, self_delay = torch.zeros_like(d11), torch.zeros_like(self_delay)
             a11, a12, a21, a22 = blocks
             return transfer_schur(a11, a12, a21, a22, d11, self_delay, b2, c1, c2_used, freqs)
         A = blocks.dense()
@@ -450,7 +451,7 @@ class TCM(NeuralMassModel):
         C = torch.cat([c1, *(c2 if self.observe_conductances else torch.zeros_like(c2))], dim=1)
         if self.delay_mode == "first_order":
             return transfer_dense(delay_operator_first_order(A, D) @ A, B, C, None, freqs)
-        return transfer_dense(A, B, C, D if self.delay_mode == "elementwise" else None, freqs)
+        return transfer_dense(A, B, C, D, freqs)
 
     def csd_from_state(
         self,

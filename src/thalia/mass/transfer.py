@@ -57,6 +57,26 @@ def transfer_dense(A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, freqs_hz: 
     return C.to(s.dtype) @ response
 
 
+def schur_system(
+    a11: Tensor, a12: Tensor, a21: Tensor, a22: Tensor, delay11: Tensor, self_delay: Tensor, s: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The Schur complement of sI − A∘e^{−sD} onto the v-block, for the layout of :func:`transfer_schur`.
+
+    ``s`` is (F, 1) complex. Returns ``(S, m22, coef, phase)``: S (F, m, m); the diagonal g-block
+    m22 = s − a22 e^{−s d} (F, G, m); coef = a12 e^{−s d} / m22 (F, G, m); phase = e^{−s D} (F, m, m).
+    det(sI − A_eff) = det(S)·Π m22.
+    """
+    minus_s = -s
+    # real × complex promotes to complex inside each op; only matmul operands are converted
+    phase_self = torch.exp(minus_s * self_delay[None])  # (F, m)
+    phase = torch.exp(minus_s[:, :, None] * delay11[None])  # (F, m, m)
+    m22 = s[:, None, :] - a22[None] * phase_self[:, None, :]
+    coef = (a12[None] * phase_self[:, None, :]) / m22
+    # every group shares the phase of its (row, column) pair, so contract the groups first
+    coupled = torch.einsum("fgm,gmn->fmn", coef, a21.to(s.dtype)) * phase
+    return torch.diag_embed(s - a11[None] * phase_self) - coupled, m22, coef, phase
+
+
 def transfer_schur(
     a11: Tensor,
     a12: Tensor,
@@ -82,23 +102,14 @@ def transfer_schur(
     Returns H (F, p, k) complex, equal to :func:`transfer_dense` on the assembled system.
     """
     s = laplace_s(freqs_hz, a11)[:, None]  # (F, 1)
-    minus_s = -s
     cdtype = s.dtype
-    # real × complex promotes to complex inside each op; only matmul operands are converted
-    phase_self = torch.exp(minus_s * self_delay[None])  # (F, m)
-    phase = torch.exp(minus_s[:, :, None] * delay11[None])  # (F, m, m)
-    # (s − a22 e^{−s d})⁻¹ for every conductance, (F, G, m)
-    inv22 = torch.reciprocal(s[:, None, :] - a22[None] * phase_self[:, None, :])
-    coef = (a12[None] * phase_self[:, None, :]) * inv22  # a12e · M22⁻¹, (F, G, m)
-    a21c = a21.to(cdtype)
-    # every group shares the phase of its (row, column) pair, so contract the groups first
-    schur = torch.diag_embed(s - a11[None] * phase_self) - torch.einsum("fgm,gmn->fmn", coef, a21c) * phase
+    schur, m22, coef, phase = schur_system(a11, a12, a21, a22, delay11, self_delay, s)
     rhs = torch.einsum("fgm,gmk->fmk", coef, b2.to(cdtype))
     x1 = torch.linalg.solve(schur, rhs)  # (F, m, k)
     if c2 is None:
         return c1.to(cdtype) @ x1
     # g-block readout: Σ_g c2[g] M22⁻¹ (b2[g] + (a21[g]∘phase) x1)
-    c2e = c2[None] * inv22[:, :, None, :]  # (F, G, p, m)
-    readout = torch.einsum("fgpm,gmn->fpmn", c2e, a21c) * phase[:, None]  # (F, p, m, n)
+    c2e = c2[None] / m22[:, :, None, :]  # (F, G, p, m)
+    readout = torch.einsum("fgpm,gmn->fpmn", c2e, a21.to(cdtype)) * phase[:, None]  # (F, p, m, n)
     out = c1.to(cdtype) @ x1 + torch.einsum("fgpm,gmk->fpk", c2e, b2.to(cdtype))
     return out + torch.einsum("fpmn,fnk->fpk", readout, x1)
