@@ -20,7 +20,10 @@ from typing import Any
 
 import torch
 
+from thalia._validation import as_float_tensor, check_frequencies
+from thalia.mass import spm_spectral
 from thalia.params import ParameterSet, ParamSpace
+from thalia.spectra import CSD
 
 Tensor = torch.Tensor
 
@@ -29,6 +32,10 @@ class NeuralMassModel(abc.ABC):
     """Base class: configuration holder around pure flow / Jacobian / spectral functions."""
 
     name: str = "model"
+    #: How delays are folded into the Jacobian in the modal (SPM) spectral mode: thalia's default and
+    #: SPM's (see :mod:`thalia.mass.delays`).
+    delay_method: str = "first_order"
+    spm_delay_method: str = "first_order"
     space: ParamSpace
     n_states: int
     n_inputs: int
@@ -91,3 +98,35 @@ class NeuralMassModel(abc.ABC):
         """(n, n) delays in seconds; none by default."""
         ref = next(iter(p.values()))
         return torch.zeros(self.n_states, self.n_states, dtype=ref.dtype, device=ref.device)
+
+    def expansion_point(self, p: Mapping[str, Any]) -> Tensor:
+        """Where the spectral model is linearised: the fixed point by default."""
+        return self.fixed_point(p).x
+
+    # -- SPM's modal spectral mode ---------------------------------------------------------------
+    def spectral_response(
+        self, p: Mapping[str, Any], freqs: Any, *, jacobian: str = "exact", x: Any = None, delay: str | None = None
+    ) -> spm_spectral.SpectralResponse:
+        """SPM's spectral mode (``spm_csd_mtf``) at θ with every intermediate.
+
+        Parameters
+        ----------
+        p : ParameterSet or mapping
+        freqs : array_like
+            Frequencies in Hz.
+        jacobian : {"exact", "finite_difference"}
+            Automatic/closed-form differentiation, or SPM's forward differences (step e⁻⁸).
+        x : array_like, optional
+            Expansion point (default :meth:`expansion_point`).
+        delay : {"exact", "spm_series", "first_order", "none"}, optional
+            Delay operator (default: the model's ``delay_method``).
+        """
+        freqs = check_frequencies("freqs", freqs)
+        t = self._tensors(p)
+        state = self.expansion_point(t) if x is None else as_float_tensor("x", x, (self.n_states,))
+        return spm_spectral.spectral_response(self, t, freqs, state, jacobian=jacobian, delay=delay)
+
+    def modal_csd(self, p: Mapping[str, Any], freqs: Any, **options: Any) -> CSD:
+        """The CSD of :meth:`spectral_response` as a :class:`~thalia.spectra.CSD`."""
+        response = self.spectral_response(p, freqs, **options)
+        return CSD(response.freqs, response.csd, self.channels, units="a.u.")

@@ -25,6 +25,7 @@ from thalia._validation import as_float_tensor, check_frequencies, check_option,
 from thalia.mass import tcm_constants as K
 from thalia.mass import tcm_flow
 from thalia.mass.base import NeuralMassModel
+from thalia.mass.delays import first_order_operator
 from thalia.mass.fixed_point import (
     FixedPoint,
     damped_newton,
@@ -35,7 +36,7 @@ from thalia.mass.fixed_point import (
 from thalia.mass.noise import assemble_csd, innovation_spectrum
 from thalia.mass.tcm_flow import Coupling, JacobianBlocks, TCMConfig
 from thalia.mass.tcm_priors import build_space
-from thalia.mass.transfer import delay_operator_first_order, transfer_dense, transfer_schur
+from thalia.mass.transfer import transfer_dense, transfer_schur
 from thalia.spectra import CSD
 
 Tensor = torch.Tensor
@@ -118,7 +119,8 @@ class TCM(NeuralMassModel):
     extras : sequence of str
         Optional parameters of the original flow to add: ``"endo"``, ``"thi"``, ``"global"``, ``"T1"``.
     delay_mode : {"elementwise", "first_order", "none"}
-        How delays enter the transfer function: A∘exp(−iωD) (default), SPM's Q = (I − D∘A)⁻¹, or not.
+        How delays enter the transfer function: A∘exp(−iωD) (default), SPM's first-order operator
+        Q = (I + D∘A)⁻¹ (D ≥ 0; SPM writes (I − D∘A)⁻¹ with negative delays), or not.
     observe_conductances : bool
         Whether the channels may read conductance states (J entries 8–55). Off by default, as in the
         original (only the 8 membrane potentials are observed, the rest of J is −1000): the spectral
@@ -450,7 +452,7 @@ class TCM(NeuralMassModel):
         B = torch.cat([torch.zeros_like(b2[0]), b2.reshape(6 * self._m, -1)])
         C = torch.cat([c1, *(c2 if self.observe_conductances else torch.zeros_like(c2))], dim=1)
         if self.delay_mode == "first_order":
-            return transfer_dense(delay_operator_first_order(A, D) @ A, B, C, None, freqs)
+            return transfer_dense(first_order_operator(A, D) @ A, B, C, None, freqs)
         return transfer_dense(A, B, C, D, freqs)
 
     def csd_from_state(

@@ -29,12 +29,6 @@ def laplace_s(freqs_hz: Tensor, like: Tensor) -> Tensor:
     return torch.complex(torch.zeros_like(f), 2.0 * math.pi * f)
 
 
-def delay_operator_first_order(A: Tensor, D: Tensor) -> Tensor:
-    """SPM's first-order delay operator Q = (I − D∘A)⁻¹; the delayed Jacobian is Q·A."""
-    eye = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)
-    return torch.linalg.solve(eye - D * A, eye)
-
-
 def transfer_dense(A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, freqs_hz: Tensor) -> Tensor:
     """H(ω) = C (sI − A∘e^{−sD})⁻¹ B for every frequency: (F, n_out, n_in) complex.
 

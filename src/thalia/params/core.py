@@ -28,6 +28,11 @@ class ParamSpec:
         Gaussian prior mean and variance, broadcastable to ``shape``. Variance 0 fixes an entry.
     doc : str
         One line: what the parameter does, its transform and units.
+    order : {"C", "F"}
+        Packing order of the entries: row-major ("C", the default) or column-major ("F", MATLAB's and
+        SPM's ``spm_vec`` order).
+    labels : tuple of str, optional
+        One label per entry in packing order (e.g. SPM's ``"T(1,2)"``); default ``name[i,j]``.
     """
 
     name: str
@@ -36,8 +41,14 @@ class ParamSpec:
     prior_var: np.ndarray
     doc: str = ""
     units: str = ""
+    order: str = "C"
+    labels: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.order not in ("C", "F"):
+            raise ValueError(f"Invalid value for 'order' of {self.name!r}: allowed 'C', 'F', got {self.order!r}.")
+        if self.labels is not None and len(self.labels) != self.size:
+            raise ValueError(f"Parameter {self.name!r}: {len(self.labels)} labels for {self.size} entries.")
         mean = np.broadcast_to(np.asarray(self.prior_mean, dtype=float), self.shape).copy()
         var = np.broadcast_to(np.asarray(self.prior_var, dtype=float), self.shape).copy()
         if (var < 0).any() or not np.isfinite(var).all() or not np.isfinite(mean).all():
@@ -49,6 +60,41 @@ class ParamSpec:
     def size(self) -> int:
         return int(np.prod(self.shape, dtype=int))
 
+    def flatten(self, value: torch.Tensor) -> torch.Tensor:
+        """Entries of ``value`` (shape ``(*lead, *shape)``) as ``(*lead, size)`` in packing order."""
+        lead = value.shape[: value.ndim - len(self.shape)]
+        if self.order == "F" and len(self.shape) > 1:
+            k = len(lead)
+            value = value.permute(*range(k), *reversed(range(k, value.ndim)))
+        return value.reshape((*lead, self.size))
+
+    def unflatten(self, flat: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`flatten`: ``(*lead, size)`` → ``(*lead, *shape)``."""
+        lead = flat.shape[:-1]
+        if self.order == "F" and len(self.shape) > 1:
+            k = len(lead)
+            value = flat.reshape((*lead, *reversed(self.shape)))
+            return value.permute(*range(k), *reversed(range(k, value.ndim)))
+        return flat.reshape((*lead, *self.shape))
+
+    def unflatten_numpy(self, flat: np.ndarray) -> np.ndarray:
+        """NumPy version of :meth:`unflatten` for one vector of ``size`` entries."""
+        return np.asarray(flat, dtype=float).reshape(self.shape, order=self.order)
+
+    def entry_labels(self) -> list[str]:
+        """One label per entry, in packing order."""
+        if self.labels is not None:
+            return list(self.labels)
+        if self.shape == ():
+            return [self.name]
+        return [f"{self.name}[{','.join(str(i) for i in idx)}]" for idx in self.indices()]
+
+    def indices(self) -> list[tuple[int, ...]]:
+        """The index tuple of every entry, in packing order."""
+        if self.order == "F":
+            return [tuple(reversed(idx)) for idx in np.ndindex(*reversed(self.shape))]
+        return list(np.ndindex(*self.shape))
+
 
 @dataclass(frozen=True, eq=False)
 class ParamSpace:
@@ -56,6 +102,7 @@ class ParamSpace:
 
     specs: tuple[ParamSpec, ...]
     _offsets: dict[str, slice] = field(init=False, repr=False, compare=False)
+    _names: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         offsets, start = {}, 0
@@ -65,15 +112,16 @@ class ParamSpace:
             offsets[spec.name] = slice(start, start + spec.size)
             start += spec.size
         object.__setattr__(self, "_offsets", offsets)
+        object.__setattr__(self, "_names", tuple(s.name for s in self.specs))
 
     # -- schema ----------------------------------------------------------------------------------
     def compatible(self, other: ParamSpace) -> bool:
-        """Same names with the same shapes, in the same order (priors may differ)."""
-        return [(s.name, s.shape) for s in self.specs] == [(s.name, s.shape) for s in other.specs]
+        """Same names with the same shapes and packing orders, in the same order (priors may differ)."""
+        return [(s.name, s.shape, s.order) for s in self.specs] == [(s.name, s.shape, s.order) for s in other.specs]
 
     @property
     def names(self) -> tuple[str, ...]:
-        return tuple(s.name for s in self.specs)
+        return self._names
 
     @property
     def size(self) -> int:
@@ -92,25 +140,18 @@ class ParamSpace:
         return self._offsets[name]
 
     def vector_labels(self) -> list[str]:
-        """One label per packed entry, e.g. ``H[1,0,0]``, in packing order."""
-        labels = []
-        for spec in self.specs:
-            if spec.shape == ():
-                labels.append(spec.name)
-                continue
-            for idx in np.ndindex(*spec.shape):
-                labels.append(f"{spec.name}[{','.join(str(i) for i in idx)}]")
-        return labels
+        """One label per packed entry, e.g. ``H[1,0,0]`` (or the spec's own labels), in packing order."""
+        return [label for spec in self.specs for label in spec.entry_labels()]
 
     # -- priors ----------------------------------------------------------------------------------
     def prior_mean(self) -> ParameterSet:
         return ParameterSet(self, {s.name: torch.as_tensor(s.prior_mean, dtype=DTYPE) for s in self.specs})
 
     def prior_mean_vector(self) -> torch.Tensor:
-        return torch.cat([torch.as_tensor(s.prior_mean, dtype=DTYPE).reshape(-1) for s in self.specs])
+        return torch.cat([s.flatten(torch.as_tensor(s.prior_mean, dtype=DTYPE)) for s in self.specs])
 
     def prior_var_vector(self) -> torch.Tensor:
-        return torch.cat([torch.as_tensor(s.prior_var, dtype=DTYPE).reshape(-1) for s in self.specs])
+        return torch.cat([s.flatten(torch.as_tensor(s.prior_var, dtype=DTYPE)) for s in self.specs])
 
     def free_mask(self) -> torch.Tensor:
         """Boolean vector: True where the prior variance is > 0 (the fitted entries)."""
@@ -119,7 +160,7 @@ class ParamSpace:
     # -- packing ---------------------------------------------------------------------------------
     def pack(self, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Concatenate a full name → tensor mapping into a vector (differentiable)."""
-        return torch.cat([values[s.name].reshape(-1) for s in self.specs])
+        return torch.cat([s.flatten(values[s.name]) for s in self.specs], dim=-1)
 
     def unpack(self, vector: torch.Tensor) -> dict[str, torch.Tensor]:
         """Split a vector (last dimension = :attr:`size`) into a name → tensor dict (differentiable).
@@ -130,8 +171,7 @@ class ParamSpace:
             raise ValueError(
                 f"Invalid shape for 'vector': expected last dimension {self.size}, got shape {tuple(vector.shape)}."
             )
-        lead = vector.shape[:-1]
-        return {s.name: vector[..., self._offsets[s.name]].reshape(tuple(lead) + s.shape) for s in self.specs}
+        return {s.name: s.unflatten(vector[..., self._offsets[s.name]]) for s in self.specs}
 
     def validate(self, values: Mapping[str, Any], *, partial: bool = False) -> dict[str, torch.Tensor]:
         """Check names, shapes and finiteness; return float64 tensors.

@@ -1,0 +1,113 @@
+"""Shared shell of SPM's neural mass models (CMC, CMM_NMDA): LFP readout, fixed points, spectra."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from thalia._validation import as_float_tensor
+from thalia.mass import spm_spectral
+from thalia.mass.base import NeuralMassModel
+from thalia.mass.fixed_point import ConvergenceWarning, FixedPoint, damped_newton
+from thalia.spectra import CSD
+
+Tensor = torch.Tensor
+
+#: Below this a connection counts as absent when detecting reciprocal pairs (SPM: exp(−8)).
+RECIPROCAL_THRESHOLD = float(np.exp(-8.0))
+
+
+def reciprocal_damping(a: Tensor, factor: float) -> Tensor:
+    """Divide reciprocal (both directions present) extrinsic gains by 1 + ``factor`` (SPM's rule)."""
+    present = a.detach() > RECIPROCAL_THRESHOLD
+    both = present & present.transpose(-1, -2)
+    return a / (1.0 + factor * both.to(a.dtype))
+
+
+def extrinsic_masks(ns: int, **masks: Any) -> dict[str, np.ndarray]:
+    """Validate (ns, ns) boolean adjacency matrices [target, source]; ``None`` means none."""
+    out = {}
+    for name, value in masks.items():
+        if value is None:
+            out[name] = np.zeros((ns, ns), dtype=bool)
+            continue
+        array = np.asarray(value)
+        if array.shape != (ns, ns) or not np.isin(array, (0, 1)).all():
+            raise ValueError(
+                f"Invalid value for {name!r}: expected an ({ns}, {ns}) array of 0/1 (or bool) [target, source], "
+                f"got {array.shape if array.ndim else repr(value)}."
+            )
+        out[name] = array.astype(bool)
+    return out
+
+
+class SPMModel(NeuralMassModel):
+    """Base for SPM's models: column-major (spm_vec) states, LFP channels, SPM's spectral mode.
+
+    Subclasses set ``states_per_source``, ``delay_method`` (thalia's default way of folding the delays
+    into the Jacobian) and ``spm_delay_method`` (SPM's), and implement ``flow``, ``delays``,
+    ``observation`` and ``expansion_point``.
+    """
+
+    n_sources: int
+    states_per_source: int
+    delay_method: str
+    spm_delay_method: str
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(n_sources={self.n_sources})"
+
+    def _lfp(self, gain: Tensor, weights: Tensor) -> Tensor:
+        """(ns, n) matrix: channel i reads gain_i · Σ_k weights_k · x(i, k) (state index i + ns·k)."""
+        ns = self.n_sources
+        eye = torch.eye(ns, dtype=gain.dtype, device=gain.device)
+        return (gain[:, None, None] * weights[None, :, None] * eye[:, None, :]).reshape(ns, -1)
+
+    def delay_operator(self, J: Tensor, p: Mapping[str, Any], method: str | None = None) -> Tensor:
+        """Q with Q·J the delayed Jacobian; ``method`` defaults to the model's (see :mod:`thalia.mass.delays`)."""
+        return spm_spectral.delay_operator(J, self.delays(p), method or self.delay_method)
+
+    # -- fixed point -----------------------------------------------------------------------------
+    def fixed_point_start(self) -> Tensor:
+        return torch.zeros(self.n_states, dtype=torch.float64)
+
+    def fixed_point(self, p: Mapping[str, Any], x0: Any = None, tol: float = 1e-9, max_iter: int = 100) -> FixedPoint:
+        """The fixed point f(x*) = 0 by damped Newton with the exact Jacobian, from SPM's initial state."""
+        t = self._tensors(p)
+        start = self.fixed_point_start() if x0 is None else as_float_tensor("x0", x0, (self.n_states,))
+        u = self.zero_input(start)
+
+        def fun(x: Tensor) -> tuple[Tensor, Tensor]:
+            return self.flow(x, u, t), self.jacobian(x, t)
+
+        result = damped_newton(fun, start, tol=tol, max_iter=max_iter)
+        residual = float(result.residual.abs().max())
+        if result.converged:
+            message = f"converged: max|f| = {residual:.3g} after {result.iterations} Newton iterations"
+        else:
+            message = (
+                f"{self.name} fixed point not found: max|f| = {residual:.3g} after {result.iterations} iterations. "
+                "Start elsewhere (x0=...), allow more iterations (max_iter=...) or check the parameters."
+            )
+            warnings.warn(message, ConvergenceWarning, stacklevel=2)
+        return FixedPoint(
+            result.v, result.converged, residual, result.iterations, message, _jacobian=lambda: result.jacobian
+        )
+
+    # -- spectral model (SPM's modal mode is these models' only one) ----------------------------
+    def transfer(self, p: Mapping[str, Any], freqs: Any, **options: Any) -> Tensor:
+        """Transfer function S(w) (F, n_channels, ns) by SPM's modal expansion; options as :meth:`csd`."""
+        return self.spectral_response(p, freqs, **options).transfer
+
+    def csd(self, p: Mapping[str, Any], freqs: Any, **options: Any) -> CSD:
+        """Cross-spectral density (SPM's ``spm_csd_mtf``) as a :class:`~thalia.spectra.CSD`.
+
+        Options: ``jacobian="exact"`` (default) or ``"finite_difference"`` (SPM's forward differences,
+        step e⁻⁸); ``x`` (expansion point); ``delay`` (``"exact"``, ``"spm_series"``, ``"first_order"``,
+        ``"none"``; default: the model's ``delay_method``).
+        """
+        return self.modal_csd(p, freqs, **options)
