@@ -38,6 +38,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/tcm_forward.py
+	$(BIN)/python benchmarks/spm_forward.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache build dist src/*.egg-info

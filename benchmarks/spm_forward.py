@@ -44,7 +44,7 @@ import torch
 from thalia.mass import CMC, CMMNMDA, spm
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_REFERENCE = os.path.normpath(os.path.join(REPO_ROOT, "..", "shared", "reference", "spm"))
+DEFAULT_REFERENCE = os.path.join(REPO_ROOT, "tests", "reference", "data", "spm")
 FREQS = np.arange(4.0, 49.0)  # 45 frequencies, 4..48 Hz
 MODELS = {"cmc": CMC, "cmm_nmda": CMMNMDA}
 #: SPM's CPU time per spm_csd_mtf call under Octave on this machine class (documented range, ms).

@@ -1,4 +1,4 @@
-"""thalia's CMC and CMM_NMDA against SPM's own outputs (../shared/reference/spm, SPM26 under Octave).
+"""thalia's CMC and CMM_NMDA against SPM's own outputs (tests/reference/data/spm: SPM26 under Octave).
 
 Reference points: the prior means of both models and the CMC posterior mean of SPM's inversion. All
 relative errors are max-abs errors divided by the max-abs of SPM's array.
@@ -35,9 +35,7 @@ from thalia.mass import spm_spectral as ss
 
 pytestmark = pytest.mark.reference
 
-REF = Path(__file__).resolve().parents[3] / "shared" / "reference" / "spm"
-if not REF.is_dir():  # pragma: no cover - layout of a fresh clone next to shared/
-    REF = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "spm"
+REF = Path(__file__).resolve().parent / "data" / "spm"  # SPM's outputs, see data/spm/PROVENANCE.md
 
 CASES = {
     "cmc_prior": ("cmc", "cmc_priors.csv", "pE", "cmc_csd_prior.json"),

@@ -37,8 +37,8 @@ def first_order_operator(J: Tensor, D: Tensor) -> Tensor:
     return torch.linalg.solve(eye + D * J, eye.expand_as(J))
 
 
-def _inf_norm(x: Tensor) -> float:
-    return float(x.abs().sum(-1).max())
+def _inf_norm(x: np.ndarray) -> float:
+    return float(np.abs(x).sum(-1).max())
 
 
 def spm_series_operator(J: Tensor, D: Tensor, n_terms: int = 256) -> Tensor:
@@ -46,26 +46,30 @@ def spm_series_operator(J: Tensor, D: Tensor, n_terms: int = 256) -> Tensor:
 
     Reproduces SPM's iteration, including its truncations (terms stop once their ∞-norm is below
     1e-6·‖X₀‖∞, iterations once successive estimates differ by less), so the result differs from the
-    exact solution (:func:`exact_delay_jacobian`) by about that tolerance.
+    exact solution (:func:`exact_delay_jacobian`) by about that tolerance. Its stopping rules make it
+    a discontinuous function of J: it is computed in NumPy and not differentiated (use
+    :func:`exact_delay_jacobian` for gradients).
     """
-    eye = _eye(J.shape[-1], J)
-    minus_d = -D
-    qj = torch.linalg.solve(eye - minus_d * J, J)
+    j = J.detach().cpu().numpy()
+    minus_d = -D.detach().cpu().numpy()
+    eye = np.eye(j.shape[0])
+    qj = np.linalg.solve(eye - minus_d * j, j)
     tol = _inf_norm(qj) * RM_TOL
-    q = J
+    q = j
     for _ in range(n_terms):
-        power, q, dn = eye, J, torch.ones_like(D)
+        power, q, dn = eye, j, np.ones_like(minus_d)
         for k in range(1, n_terms + 1):
             power = power @ qj / k
             dn = dn * minus_d
-            dq = torch.nan_to_num((dn * J) @ power, nan=0.0)
+            dq = np.nan_to_num((dn * j) @ power, nan=0.0)
             q = q + dq
             if _inf_norm(dq) < tol:
                 break
         qj = qj * (1 - RM_STEP) + q * RM_STEP
         if _inf_norm(qj - q) < tol:
             break
-    return torch.linalg.solve(J.transpose(-1, -2), q.transpose(-1, -2)).transpose(-1, -2)
+    operator = np.linalg.solve(j.T, q.T).T
+    return torch.as_tensor(operator, dtype=J.dtype, device=J.device)
 
 
 def _newton_system(J, D, lam, v, c, xp=torch):
@@ -129,7 +133,7 @@ def exact_delay_jacobian(J: Tensor, D: Tensor, tol: float = 1e-8, max_iter: int 
         raise RuntimeError("two delay modes converged to the same root")
     cdtype = torch.complex128 if J.dtype == torch.float64 else torch.complex64
     lam, v, c = (torch.as_tensor(a, dtype=cdtype, device=J.device) for a in (lam_np, v_np, c_np))
-    if J.requires_grad or D.requires_grad or _transforms_active():
+    if J.requires_grad or D.requires_grad or transforms_active():
         system, rhs = _newton_system(J.to(cdtype), D.to(cdtype), lam, v, c)
         step = torch.linalg.solve(system, rhs)
         v, lam = v + step[:, :n], lam + step[:, n]
@@ -137,8 +141,9 @@ def exact_delay_jacobian(J: Tensor, D: Tensor, tol: float = 1e-8, max_iter: int 
     return (vecs @ torch.diag_embed(lam) @ torch.linalg.inv(vecs)).real
 
 
-def _transforms_active() -> bool:
-    return bool(getattr(torch._C, "_are_functorch_transforms_active", lambda: True)())
+def transforms_active() -> bool:
+    """Whether a torch.func transform (jacfwd, jacrev, vmap, grad) is running."""
+    return bool(getattr(torch._C, "_are_functorchtransforms_active", lambda: True)())
 
 
 def delayed_jacobian(J: Tensor, D: Tensor, method: str) -> Tensor:

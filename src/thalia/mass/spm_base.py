@@ -12,7 +12,8 @@ import torch
 from thalia._validation import as_float_tensor
 from thalia.mass import spm_spectral
 from thalia.mass.base import NeuralMassModel
-from thalia.mass.fixed_point import ConvergenceWarning, FixedPoint, damped_newton
+from thalia.mass.delays import transforms_active
+from thalia.mass.fixed_point import ConvergenceWarning, FixedPoint, damped_newton, implicit_step
 from thalia.spectra import CSD
 
 Tensor = torch.Tensor
@@ -76,16 +77,23 @@ class SPMModel(NeuralMassModel):
         return torch.zeros(self.n_states, dtype=torch.float64)
 
     def fixed_point(self, p: Mapping[str, Any], x0: Any = None, tol: float = 1e-9, max_iter: int = 100) -> FixedPoint:
-        """The fixed point f(x*) = 0 by damped Newton with the exact Jacobian, from SPM's initial state."""
+        """The fixed point f(x*) = 0 by damped Newton with the exact Jacobian, from SPM's initial state.
+
+        The search runs on detached parameters; when θ carries derivatives one implicit-function step
+        makes x* differentiable (dx*/dθ = −J⁻¹ ∂f/∂θ).
+        """
         t = self._tensors(p)
         start = self.fixed_point_start() if x0 is None else as_float_tensor("x0", x0, (self.n_states,))
         u = self.zero_input(start)
 
-        def fun(x: Tensor) -> tuple[Tensor, Tensor]:
-            return self.flow(x, u, t), self.jacobian(x, t)
+        def residual_fn(values: Mapping[str, Tensor]):
+            return lambda x: (self.flow(x, u, values), self.jacobian(x, values))
 
-        result = damped_newton(fun, start, tol=tol, max_iter=max_iter)
+        result = damped_newton(residual_fn({k: v.detach() for k, v in t.items()}), start, tol=tol, max_iter=max_iter)
         residual = float(result.residual.abs().max())
+        x = result.v
+        if any(v.requires_grad for v in t.values()) or transforms_active():
+            x = implicit_step(residual_fn(t), x)
         if result.converged:
             message = f"converged: max|f| = {residual:.3g} after {result.iterations} Newton iterations"
         else:
@@ -94,9 +102,8 @@ class SPMModel(NeuralMassModel):
                 "Start elsewhere (x0=...), allow more iterations (max_iter=...) or check the parameters."
             )
             warnings.warn(message, ConvergenceWarning, stacklevel=2)
-        return FixedPoint(
-            result.v, result.converged, residual, result.iterations, message, _jacobian=lambda: result.jacobian
-        )
+        jac = result.jacobian
+        return FixedPoint(x, result.converged, residual, result.iterations, message, _jacobian=lambda: jac)
 
     # -- spectral model (SPM's modal mode is these models' only one) ----------------------------
     def transfer(self, p: Mapping[str, Any], freqs: Any, **options: Any) -> Tensor:

@@ -16,6 +16,7 @@ At an expansion point x (a model's ``expansion_point``):
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -108,10 +109,15 @@ def modal_transfer(
 
 def dct_basis(n: int, k: int, like: Tensor) -> Tensor:
     """(n, k) orthonormal DCT-II basis (SPM's ``spm_dctmtx``): column 0 constant."""
-    i = torch.arange(n, dtype=like.dtype, device=like.device)[:, None]
-    j = torch.arange(k, dtype=like.dtype, device=like.device)[None]
+    return _dct_basis(n, k, like.dtype, like.device)
+
+
+@functools.lru_cache(maxsize=32)
+def _dct_basis(n: int, k: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    i = torch.arange(n, dtype=dtype, device=device)[:, None]
+    j = torch.arange(k, dtype=dtype, device=device)[None]
     basis = math.sqrt(2.0 / n) * torch.cos(math.pi * (2 * i + 1) * j / (2 * n))
-    return torch.cat([torch.full((n, 1), 1 / math.sqrt(n), dtype=like.dtype, device=like.device), basis[:, 1:]], 1)
+    return torch.cat([torch.full((n, 1), 1 / math.sqrt(n), dtype=dtype, device=device), basis[:, 1:]], 1)
 
 
 def _power_law(pair: Tensor, freqs: Tensor, offset: float) -> Tensor:

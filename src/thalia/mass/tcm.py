@@ -452,7 +452,8 @@ class TCM(NeuralMassModel):
         B = torch.cat([torch.zeros_like(b2[0]), b2.reshape(6 * self._m, -1)])
         C = torch.cat([c1, *(c2 if self.observe_conductances else torch.zeros_like(c2))], dim=1)
         if self.delay_mode == "first_order":
-            return transfer_dense(first_order_operator(A, D) @ A, B, C, None, freqs)
+            q = first_order_operator(A, D)  # SPM: dx/dt = Q·f(x, u), so Q folds into A and B
+            return transfer_dense(q @ A, q @ B, C, None, freqs)
         return transfer_dense(A, B, C, D, freqs)
 
     def csd_from_state(
