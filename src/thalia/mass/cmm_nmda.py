@@ -24,7 +24,8 @@ The state is SPM's (ns, 4, 4) array [source, population, V/gE/gI/gN] flattened c
 linearises this model at its initial state** (V = −50 mV, every conductance 1/8), which is *not* a
 fixed point (max|f| ≈ 475): ``spm_dcm_neural_x`` searches a steady state for ``spm_fx_cmm`` only.
 thalia reproduces that by default (``expansion="spm"``); ``expansion="fixed_point"`` linearises at the
-true fixed point instead (damped Newton).
+true fixed point instead (damped Newton). At SPM's expansion point the background drive E only adds a
+constant to the flow and so does not change the spectrum (as in SPM); it acts with the fixed point.
 
 Delays: 2·exp(D₁) ms between populations of one source, 16·exp(D₂) ms between sources, folded in
 with SPM's first-order operator (I + D∘J)⁻¹. The LFP of source i is L_i·Σ J_k x(i, ·).

@@ -25,6 +25,10 @@ Tensor = torch.Tensor
 #: SPM's Robbins–Monro step and its relative stopping tolerance (``spm_dcm_delay``).
 RM_STEP = 0.25
 RM_TOL = 1e-6
+#: Tolerance of the series when it stands in for the exact solution.
+SERIES_EXACT_TOL = 1e-12
+#: Above this condition number the solved eigenvectors are not trusted as a basis.
+MAX_MODE_CONDITION = 1e10
 
 
 def _eye(n: int, like: Tensor) -> Tensor:
@@ -41,20 +45,21 @@ def _inf_norm(x: np.ndarray) -> float:
     return float(np.abs(x).sum(-1).max())
 
 
-def spm_series_operator(J: Tensor, D: Tensor, n_terms: int = 256) -> Tensor:
+def spm_series_operator(J: Tensor, D: Tensor, n_terms: int = 256, tol: float = RM_TOL) -> Tensor:
     """SPM's ``spm_dcm_delay`` (Robbins–Monro over the Taylor series), returning Q with Q·J ≈ X.
 
     Reproduces SPM's iteration, including its truncations (terms stop once their ∞-norm is below
     1e-6·‖X₀‖∞, iterations once successive estimates differ by less), so the result differs from the
     exact solution (:func:`exact_delay_jacobian`) by about that tolerance. Its stopping rules make it
     a discontinuous function of J: it is computed in NumPy and not differentiated (use
-    :func:`exact_delay_jacobian` for gradients).
+    :func:`exact_delay_jacobian` for gradients). A smaller ``tol`` (with more ``n_terms``) runs the
+    same iteration to convergence.
     """
     j = J.detach().cpu().numpy()
     minus_d = -D.detach().cpu().numpy()
     eye = np.eye(j.shape[0])
     qj = np.linalg.solve(eye - minus_d * j, j)
-    tol = _inf_norm(qj) * RM_TOL
+    tol = _inf_norm(qj) * tol
     q = j
     for _ in range(n_terms):
         power, q, dn = eye, j, np.ones_like(minus_d)
@@ -122,15 +127,13 @@ def exact_delay_jacobian(J: Tensor, D: Tensor, tol: float = 1e-8, max_iter: int 
     started from the modes of the first-order operator's (I + D∘J)⁻¹J, iterated in NumPy until the
     relative step is below ``tol`` (quadratic convergence then leaves an error of order tol²); one more
     Newton step in torch makes the result differentiable in J and D (the implicit-function derivative).
-    Raises ``RuntimeError`` if the iteration does not converge or two modes reach the same root (then
+    Raises ``RuntimeError`` if the iteration does not converge or the modes do not form a basis (then
     :func:`delayed_jacobian` falls back to SPM's series).
     """
     n = J.shape[-1]
     lam_np, v_np, c_np = _delay_modes(J.detach().cpu().numpy(), D.detach().cpu().numpy(), tol, max_iter)
-    gaps = np.abs(lam_np[:, None] - lam_np[None])
-    np.fill_diagonal(gaps, np.inf)
-    if gaps.min() < 1e-8 * np.abs(lam_np).max():
-        raise RuntimeError("two delay modes converged to the same root")
+    if np.linalg.cond(v_np) > MAX_MODE_CONDITION:  # modes collapsed onto one root: no basis
+        raise RuntimeError("the delayed modes do not form a basis")
     cdtype = torch.complex128 if J.dtype == torch.float64 else torch.complex64
     lam, v, c = (torch.as_tensor(a, dtype=cdtype, device=J.device) for a in (lam_np, v_np, c_np))
     if J.requires_grad or D.requires_grad or transforms_active():
@@ -149,7 +152,8 @@ def transforms_active() -> bool:
 def delayed_jacobian(J: Tensor, D: Tensor, method: str) -> Tensor:
     """The delay operator Q (Q·J is the delayed Jacobian) by ``method``: "first_order", "spm_series", "exact".
 
-    ``"exact"`` falls back to SPM's series when the mode iteration fails (near-degenerate modes).
+    ``"exact"`` falls back to SPM's series iterated to a relative tolerance of 1e-12 when the mode
+    iteration fails (clustered, nearly defective modes, e.g. several near-identical sources).
     """
     if method == "first_order":
         return first_order_operator(J, D)
@@ -157,6 +161,6 @@ def delayed_jacobian(J: Tensor, D: Tensor, method: str) -> Tensor:
         return spm_series_operator(J, D)
     try:
         x = exact_delay_jacobian(J, D)
-    except (RuntimeError, torch.linalg.LinAlgError):
-        return spm_series_operator(J, D)
+    except (RuntimeError, torch.linalg.LinAlgError, np.linalg.LinAlgError):
+        return spm_series_operator(J, D, n_terms=2048, tol=SERIES_EXACT_TOL)
     return torch.linalg.solve(J.transpose(-1, -2), x.transpose(-1, -2)).transpose(-1, -2)

@@ -59,6 +59,12 @@ def model_for(model: str, P: ParameterSet | None = None) -> SPMModel:
             f"Invalid value for 'P': expected a ParameterSet of SPM's {name} parameters (e.g. from "
             f"read_spm_parameters), got {type(P).__name__}."
         )
+    expected_names = MODELS[name]().space.names
+    if P.space.names != expected_names:
+        raise ValueError(
+            f"Invalid value for 'P': the parameters do not have SPM's {name} layout; expected the fields "
+            f"{', '.join(expected_names)}; got {', '.join(P.space.names)}."
+        )
     ns = int(P["L"].shape[-1])
     present = P.space["A"].prior_mean > -32
     if name == "cmc":
@@ -77,6 +83,11 @@ def model_for(model: str, P: ParameterSet | None = None) -> SPMModel:
 
 
 def _resolve(model: Any, P: Any) -> tuple[Any, Any]:
+    if P is not None and not isinstance(P, Mapping):
+        raise ValueError(
+            "Invalid value for 'P': expected a ParameterSet (e.g. from read_spm_parameters) or a mapping "
+            f"name -> array, got {type(P).__name__}."
+        )
     if isinstance(model, str):
         return model_for(model, P if isinstance(P, ParameterSet) else None), P
     if not hasattr(model, "flow") or not hasattr(model, "delays"):

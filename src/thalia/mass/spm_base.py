@@ -37,11 +37,14 @@ def extrinsic_masks(ns: int, **masks: Any) -> dict[str, np.ndarray]:
             out[name] = np.zeros((ns, ns), dtype=bool)
             continue
         array = np.asarray(value)
-        if array.shape != (ns, ns) or not np.isin(array, (0, 1)).all():
+        if array.shape != (ns, ns):
             raise ValueError(
-                f"Invalid value for {name!r}: expected an ({ns}, {ns}) array of 0/1 (or bool) [target, source], "
-                f"got {array.shape if array.ndim else repr(value)}."
+                f"Invalid shape for {name!r}: expected an ({ns}, {ns}) array of 0/1 (or bool) [target, source], "
+                f"got shape {array.shape}."
             )
+        if not np.isin(array, (0, 1)).all():
+            bad = array[~np.isin(array, (0, 1))].ravel()[0]
+            raise ValueError(f"Invalid value for {name!r}: expected only 0/1 (or bool) entries, got {bad.item()!r}.")
         out[name] = array.astype(bool)
     return out
 

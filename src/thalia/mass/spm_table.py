@@ -151,7 +151,7 @@ def _read_csv(path: Path) -> tuple[list[str], dict[str, list[str]]]:
             rows = list(csv.reader(handle))
     except OSError as error:
         raise ValueError(f"Invalid value for 'csv_path': cannot read {str(path)!r} ({error.strerror}).") from None
-    if not rows or "name" not in rows[0]:
+    if not rows or "name" not in [h.strip() for h in rows[0]]:
         raise ValueError(
             f"Invalid value for 'csv_path': {str(path)!r} is not an SPM parameter table (expected a header "
             "with a 'name' column, e.g. 'name,pE,pC_diag')."
@@ -167,10 +167,14 @@ def _read_csv(path: Path) -> tuple[list[str], dict[str, list[str]]]:
 def _column(columns: dict[str, list[str]], wanted: str, path: Path, required: bool = True) -> np.ndarray | None:
     for candidate in COLUMN_ALIASES.get(wanted, (wanted,)):
         if candidate in columns:
-            try:
-                values = np.array([float(v) for v in columns[candidate]])
-            except ValueError:
-                raise ValueError(f"Column {candidate!r} of {str(path)!r} holds a value that is not a number.") from None
+            values = np.empty(len(columns[candidate]))
+            for row, text in enumerate(columns[candidate]):
+                try:
+                    values[row] = float(text)
+                except ValueError:
+                    raise ValueError(
+                        f"Column {candidate!r} of {str(path)!r}, row {row + 2}: expected a number, got {text!r}."
+                    ) from None
             if not np.isfinite(values).all():
                 raise ValueError(f"Column {candidate!r} of {str(path)!r} holds a non-finite value.")
             return values

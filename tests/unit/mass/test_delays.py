@@ -100,3 +100,23 @@ def test_dct_basis_is_orthonormal_and_spm_like():
     torch.testing.assert_close(basis.T @ basis, torch.eye(5, dtype=torch.float64), rtol=0, atol=1e-14)
     n = torch.arange(45, dtype=torch.float64)
     torch.testing.assert_close(basis[:, 2], (2 / 45) ** 0.5 * torch.cos(torch.pi * (2 * n + 1) * 2 / 90))
+
+
+def test_clustered_modes_fall_back_to_a_converged_series():
+    """Three near-identical coupled CMC sources have clustered, nearly defective modes: the per-mode Newton
+    iteration cannot separate them, and the series iterated to 1e-12 takes over."""
+    from thalia.mass import CMC
+    from thalia.mass.delays import delayed_jacobian
+
+    model = CMC(3, forward=[[0, 0, 0], [1, 0, 0], [0, 1, 0]], backward=[[0, 1, 0], [0, 0, 1], [0, 0, 0]])
+    t = model._tensors(model.default_parameters())
+    J = model.jacobian(model.expansion_point(t), t)
+    D = model.delays(t)
+    x = delayed_jacobian(J, D, "exact") @ J
+    series, power = J.clone(), torch.eye(24, dtype=torch.float64)
+    for n in range(1, 120):
+        power = power @ x / n
+        series = series + (J * (-D) ** n) @ power
+    assert float((series - x).abs().max() / x.abs().max()) <= 1e-10
+    spm_like = spm_series_operator(J, D) @ J
+    assert 0 < float((spm_like - x).abs().max() / x.abs().max()) <= 1e-5
