@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from _machine import cpu_model
 
 from thalia.mass import CMC, CMMNMDA, spm
 
@@ -72,17 +73,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.warmup < 0:
         parser.error("--warmup must be >= 0")
     return args
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def environment(args: argparse.Namespace) -> dict[str, Any]:

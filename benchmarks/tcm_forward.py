@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from _machine import cpu_model, load_average
 
 from thalia.mass import TCM, tcm_flow
 from thalia.params import ParameterSet
@@ -90,24 +91,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     return args
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def load_average() -> list[float] | None:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
 
 
 def environment(device: torch.device, threads: int) -> dict[str, Any]:

@@ -73,12 +73,16 @@ def test_parameters_match_the_reference_vectors():
         np.testing.assert_array_equal(P.to_vector().numpy(), ref["P"])
 
 
-@pytest.mark.parametrize("name", ["cmc", "cmm_nmda"])
-def test_flow_at_spm_expansion_point(name):
+def at_prior(name: str):
+    """(SPM's flow/Jacobian record, prior-mean parameters, model, SPM's expansion point)."""
     fx = load(FX[name])
     P = spm.read_spm_parameters(REF / f"{name}_priors.csv")
-    model = spm.model_for(name, P)
-    x = torch.tensor(fx["x0"], dtype=torch.float64)
+    return fx, P, spm.model_for(name, P), torch.tensor(fx["x0"], dtype=torch.float64)
+
+
+@pytest.mark.parametrize("name", ["cmc", "cmm_nmda"])
+def test_flow_at_spm_expansion_point(name):
+    fx, P, model, x = at_prior(name)
     np.testing.assert_array_equal(model.expansion_point(P).numpy(), fx["x0"])
     f = model.flow(x, model.zero_input(x), model._tensors(P)).numpy()
     scale = max(np.abs(fx["f_x0"]).max(), 1.0)  # CMC: f(0) = 0 exactly
@@ -101,10 +105,7 @@ def fd_truncation(model, P, x):
 
 @pytest.mark.parametrize("name", ["cmc", "cmm_nmda"])
 def test_exact_jacobian_against_spm_forward_differences(name):
-    fx = load(FX[name])
-    P = spm.read_spm_parameters(REF / f"{name}_priors.csv")
-    model = spm.model_for(name, P)
-    x = torch.tensor(fx["x0"], dtype=torch.float64)
+    fx, P, model, x = at_prior(name)
     exact = model.jacobian(x, model._tensors(P))
     autodiff = torch.func.jacfwd(lambda z: model.flow(z, model.zero_input(x), model._tensors(P)))(x)
     assert rel(exact, autodiff) <= 1e-14  # the closed form is the flow's derivative
