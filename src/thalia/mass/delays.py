@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from thalia.mass._autodiff import tracks_derivatives
+
 Tensor = torch.Tensor
 
 #: SPM's Robbins–Monro step and its relative stopping tolerance (``spm_dcm_delay``).
@@ -136,17 +138,12 @@ def exact_delay_jacobian(J: Tensor, D: Tensor, tol: float = 1e-8, max_iter: int 
         raise RuntimeError("the delayed modes do not form a basis")
     cdtype = torch.complex128 if J.dtype == torch.float64 else torch.complex64
     lam, v, c = (torch.as_tensor(a, dtype=cdtype, device=J.device) for a in (lam_np, v_np, c_np))
-    if J.requires_grad or D.requires_grad or transforms_active():
+    if tracks_derivatives(J, D):
         system, rhs = _newton_system(J.to(cdtype), D.to(cdtype), lam, v, c)
         step = torch.linalg.solve(system, rhs)
         v, lam = v + step[:, :n], lam + step[:, n]
     vecs = v.transpose(0, 1)
     return (vecs @ torch.diag_embed(lam) @ torch.linalg.inv(vecs)).real
-
-
-def transforms_active() -> bool:
-    """Whether a torch.func transform (jacfwd, jacrev, vmap, grad) is running."""
-    return bool(getattr(torch._C, "_are_functorchtransforms_active", lambda: True)())
 
 
 def delayed_jacobian(J: Tensor, D: Tensor, method: str) -> Tensor:

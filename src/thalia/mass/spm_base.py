@@ -11,8 +11,8 @@ import torch
 
 from thalia._validation import as_float_tensor
 from thalia.mass import spm_spectral
+from thalia.mass._autodiff import tracks_derivatives
 from thalia.mass.base import NeuralMassModel
-from thalia.mass.delays import transforms_active
 from thalia.mass.fixed_point import ConvergenceWarning, FixedPoint, damped_newton, implicit_step
 from thalia.spectra import CSD
 
@@ -95,7 +95,7 @@ class SPMModel(NeuralMassModel):
         result = damped_newton(residual_fn({k: v.detach() for k, v in t.items()}), start, tol=tol, max_iter=max_iter)
         residual = float(result.residual.abs().max())
         x = result.v
-        if any(v.requires_grad for v in t.values()) or transforms_active():
+        if tracks_derivatives(*t.values()):
             x = implicit_step(residual_fn(t), x)
         if result.converged:
             message = f"converged: max|f| = {residual:.3g} after {result.iterations} Newton iterations"

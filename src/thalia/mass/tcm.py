@@ -24,6 +24,7 @@ import torch
 from thalia._validation import as_float_tensor, check_frequencies, check_option, check_positive_int
 from thalia.mass import tcm_constants as K
 from thalia.mass import tcm_flow
+from thalia.mass._autodiff import tracks_derivatives
 from thalia.mass.base import NeuralMassModel
 from thalia.mass.delays import first_order_operator
 from thalia.mass.fixed_point import (
@@ -50,13 +51,6 @@ DELAY_MODES = ("elementwise", "first_order", "none")
 STEP_TOL_MV = 1e-8
 #: A log observation weight below this is exp(J) < 1e-304: "not observed".
 UNOBSERVED_BELOW = -700.0
-
-
-def _tracks_derivatives(tensors) -> bool:
-    """Whether autograd or a torch.func transform may differentiate through ``tensors``."""
-    transforms_active = getattr(torch._C, "_are_functorch_transforms_active", lambda: True)()
-    forward_ad = torch.autograd.forward_ad._current_level >= 0
-    return transforms_active or forward_ad or any(t.requires_grad for t in tensors)
 
 
 class StateView:
@@ -306,7 +300,7 @@ class TCM(NeuralMassModel):
 
             sensitivity = torch.zeros(self._m, theta.numel(), dtype=theta.dtype)
             # dv*/dθ = −(∂F/∂v)⁻¹ ∂F/∂θ, one backward pass per membrane row
-            if result.converged and not _tracks_derivatives([]):
+            if result.converged and not tracks_derivatives():
                 with torch.enable_grad():
                     theta_var = theta.clone().requires_grad_(True)
                     residual, _, _ = tcm_flow.reduced_residual(
@@ -345,7 +339,7 @@ class TCM(NeuralMassModel):
                     break
         if not result.converged:  # never a full step from a point where Newton failed
             v = result.v
-        elif _tracks_derivatives(c):  # value v*, derivative dv*/dθ by the implicit function theorem
+        elif tracks_derivatives(*c):  # value v*, derivative dv*/dθ by the implicit function theorem
             v = implicit_step(self._reduced(c), result.v)
         else:  # the same value: one last Newton step with the residual at hand
             v = result.v - torch.linalg.solve(result.jacobian, result.residual)
