@@ -89,6 +89,14 @@ def test_flow_at_spm_expansion_point(name):
     assert np.abs(f - np.asarray(fx["f_x0"])).max() / scale <= 1e-10
 
 
+def test_cmc_flow_vanishes_at_the_posterior_expansion_point():
+    """SPM expands CMC at x = 0 for any θ: S(0) = 0, so f(0) = 0 exactly, also at SPM's posterior mean."""
+    _, model, P, ref = setup("cmc_posterior")
+    x = model.expansion_point(P)
+    np.testing.assert_array_equal(x.numpy(), ref["x_expansion"])
+    assert float(model.flow(x, model.zero_input(x), model._tensors(P)).abs().max()) == 0.0
+
+
 def fd_truncation(model, P, x):
     """(h/2)·∂²f_i/∂x_j² + (h²/6)·∂³f_i/∂x_j³: the error of SPM's forward differences."""
     t = model._tensors(P)
