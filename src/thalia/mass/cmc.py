@@ -98,6 +98,12 @@ def spectral_specs(n_inputs: int, n_channels: int) -> list:
     ]
 
 
+def _kron(a: Tensor, b: Tensor) -> Tensor:
+    """Kronecker product (by broadcasting, so that it works under vmap)."""
+    rows, cols = a.shape[0] * b.shape[0], a.shape[1] * b.shape[1]
+    return (a[:, None, :, None] * b[None, :, None, :]).reshape(rows, cols)
+
+
 class CMC(SPMModel):
     """SPM's canonical microcircuit model (``spm_fx_cmc``) behind thalia's model interface.
 
@@ -177,7 +183,6 @@ class CMC(SPMModel):
 
     def _drive_sensitivity(self, p: Mapping[str, Tensor], s: Tensor, like: dict) -> Tensor:
         """∂drive[p, i] / ∂S[q, j] as (4, 4, ns, ns)."""
-        ns = self.n_sources
         g = self._gains(p, s[3], like)  # (10, ns)
         zero = torch.zeros_like(g[0])
         local = torch.stack(
@@ -190,20 +195,24 @@ class CMC(SPMModel):
         )  # (4, 4, ns)
         w = torch.diag_embed(local)  # (4, 4, ns, ns)
         a = [self._extrinsic(p, k, like) for k in range(4)]
-        extrinsic = torch.zeros(4, 4, ns, ns, **like)
-        extrinsic[0, 1] = a[0]
-        extrinsic[1, 3] = -a[2] + 32.0 * p["M"] * (g[6] * s[1])[:, None]
-        extrinsic[2, 3] = -a[3]
-        extrinsic[3, 1] = a[1]
+        modulation = 32.0 * p["M"] * (g[6] * s[1])[:, None]  # ∂(−G₇S_sp)/∂S_dp through exp(−32·M·S_dp)
+        zero = torch.zeros_like(a[0] + modulation)
+        extrinsic = torch.stack(
+            [
+                torch.stack([zero, a[0] + zero, zero, zero]),
+                torch.stack([zero, zero, zero, -a[2] + modulation]),
+                torch.stack([zero, zero, zero, -a[3] + zero]),
+                torch.stack([zero, a[1] + zero, zero, zero]),
+            ]
+        )
         return w + extrinsic
 
     def input_matrix(self, x: Tensor, p: Mapping[str, Tensor]) -> Tensor:
         """∂f/∂u (8ns, ns): the endogenous input 512·u drives each source's spiny stellate current."""
         ns = self.n_sources
         t_ss = TIME_CONSTANTS_MS[0] / 1000.0 * torch.exp(p["T"][:, 0])
-        b = torch.zeros(8, ns, ns, dtype=x.dtype, device=x.device)
-        b[1] = torch.diag(ENDOGENOUS_GAIN / t_ss)
-        return b.reshape(8 * ns, ns)
+        second = torch.eye(8, dtype=x.dtype, device=x.device)[:, 1, None, None]  # the I_ss rows
+        return (second * torch.diag(ENDOGENOUS_GAIN / t_ss)[None]).reshape(8 * ns, ns)
 
     def _gains(self, p: Mapping[str, Tensor], s_dp: Tensor, like: dict) -> Tensor:
         g = torch.as_tensor(INTRINSIC_GAINS, **like)[:, None].repeat(1, self.n_sources)
@@ -231,7 +240,8 @@ class CMC(SPMModel):
         within = torch.diag(torch.diagonal(de)) * (INTRINSIC_DELAY_MS / 1000.0)
         between = (de - torch.diag(torch.diagonal(de))) * (EXTRINSIC_DELAY_MS / 1000.0)
         ones = torch.ones(8, 8, dtype=de.dtype, device=de.device)
-        d = torch.kron(ones, between) + torch.kron(ones - torch.eye(8, dtype=de.dtype, device=de.device), within)
+        off = ones - torch.eye(8, dtype=de.dtype, device=de.device)
+        d = _kron(ones, between) + _kron(off, within)
         return d * self._nodelay_mask.to(d)
 
     def observation(self, p: Mapping[str, Any]) -> Tensor:

@@ -188,10 +188,13 @@ class CMMNMDA(SPMModel):
         dv_dv = (-G_LEAK - g_e - g_i - g_n * mg + g_n * (V_NMDA - v) * dmg) / cap
         membrane = torch.stack([dv_dv, (V_AMPA - v) / cap, (V_GABA - v) / cap, (V_NMDA - v) * mg / cap])  # (4,4,ns)
         rate = 1000.0 / torch.as_tensor(TAU_MS, **like)[:, None] * torch.exp(-p["T"].T)  # (3, ns)
-        eye = torch.eye(ns, **like)
         eye4 = torch.eye(4, **like)
         gain = self._intrinsic(p, like)  # (ns, 4, 4)
         routing = torch.as_tensor(S_EXTRINSIC, **like)
+
+        def diagonal(values: Tensor) -> Tensor:
+            """(4, ns) → (4, 4, ns, ns), nonzero on population = population, source = source."""
+            return torch.diag_embed(values)[:, None] * eye4[:, :, None, None]
 
         def coupling(topology: np.ndarray, extrinsic: Tensor | None, scale: float) -> Tensor:
             """∂(afferent[p, i]) / ∂V[q, j] as (4, 4, ns, ns)."""
@@ -201,46 +204,47 @@ class CMMNMDA(SPMModel):
                 w = w + scale * extrinsic
             return w * dm[None, :, None, :]
 
-        ampa, nmda = (
-            self._extrinsic_sensitivity(p[name], damp, routing, like) for name, damp in (("A", True), ("AN", False))
-        )
-        blocks = torch.zeros(4, 4, 4, 4, ns, ns, **like)  # [row state, row pop, col state, col pop, i, j]
-        blocks[0, :, :, :] = (membrane.permute(1, 0, 2)[:, :, None, :] * eye4[:, None, :, None])[..., None] * eye
+        ampa, nmda = (self._extrinsic_sensitivity(p[n], damp, routing) for n, damp in (("A", True), ("AN", False)))
         afferents = (
             coupling(G_EXCITATORY, ampa, 2.0),
             coupling(G_INHIBITORY, None, 1.0),
             coupling(G_EXCITATORY, nmda, 2.0),
         )
+        rows = [torch.stack([diagonal(membrane[col]) for col in range(4)], dim=1)]  # [p, col state, q, i, j]
         for k, w in enumerate(afferents):
-            blocks[k + 1, :, 0] = w * rate[k][None, None, :, None]
-            blocks[k + 1, :, k + 1] = -torch.diag_embed(rate[k].expand(4, ns))[:, None] * eye4[:, :, None, None]
+            decay = -diagonal(rate[k].expand(4, ns))
+            zero = torch.zeros_like(decay)
+            cols = [
+                w * rate[k][None, None, :, None] if col == 0 else decay if col == k + 1 else zero for col in range(4)
+            ]
+            rows.append(torch.stack(cols, dim=1))
+        blocks = torch.stack(rows)  # [row state, p, col state, q, i, j]
         return blocks.permute(0, 1, 4, 2, 3, 5).reshape(16 * ns, 16 * ns)
 
-    def _extrinsic_sensitivity(self, a: Tensor, damp: bool, routing: Tensor, like: dict) -> Tensor:
+    def _extrinsic_sensitivity(self, a: Tensor, damp: bool, routing: Tensor) -> Tensor:
         """∂(S_A·[A₁m₂; A₂m₄])[p, i] / ∂m[q, j] as (4, 4, ns, ns)."""
-        ns = self.n_sources
         gains = [torch.exp(a[:, :, k]) for k in range(2)]
         if damp:
             gains = [reciprocal_damping(g, 8.0) for g in gains]
-        out = torch.zeros(4, 4, ns, ns, **like)
-        out[:, 1] = routing[:, 0, None, None] * gains[0]
-        out[:, 3] = routing[:, 1, None, None] * gains[1]
-        return out
+        forward, backward = (routing[:, k, None, None] * gains[k][None] for k in range(2))  # (4, ns, ns)
+        zero = torch.zeros_like(forward)
+        return torch.stack([zero, forward, zero, backward], dim=1)
 
     def input_matrix(self, x: Tensor, p: Mapping[str, Tensor]) -> Tensor:
         """∂f/∂u (16ns, ns): the endogenous input drives population 1's AMPA and NMDA conductances."""
         ns = self.n_sources
         rate = 1000.0 / torch.as_tensor(TAU_MS, dtype=x.dtype, device=x.device)[:, None] * torch.exp(-p["T"].T)
-        b = torch.zeros(4, 4, ns, ns, dtype=x.dtype, device=x.device)
-        b[1, 0] = torch.diag(rate[0])
-        b[3, 0] = torch.diag(rate[2])
-        return b.reshape(16 * ns, ns)
+        first = torch.eye(4, 1, dtype=x.dtype, device=x.device)[:, :, None, None]  # population 1 only
+        ampa, nmda = (first * torch.diag_embed(rate[k])[None, None] for k in (0, 2))  # (4, 1, ns, ns)
+        zero = torch.zeros_like(ampa)
+        b = torch.cat([zero, ampa, zero, nmda], dim=1)  # (4 pops, 4 states, ns, ns)
+        return b.permute(1, 0, 2, 3).reshape(16 * ns, ns)
 
     def _intrinsic(self, p: Mapping[str, Tensor], like: dict) -> Tensor:
         h = p["H"].reshape(4, 4, self.n_sources).permute(2, 0, 1)  # (ns, 4, 4)
-        shift = torch.zeros_like(h)
-        shift[:, 1, 1] = p["G"][:, 0]
-        return torch.exp(h + shift)
+        pick = torch.zeros(4, 4, **like)
+        pick[1, 1] = 1.0  # G shifts H(2,2)
+        return torch.exp(h + p["G"][:, 0, None, None] * pick)
 
     def _afference(self, a: Tensor, m: Tensor, damp: bool) -> Tensor:
         """Extrinsic forward (from population 2) and backward (from 4) afference: (2, ns)."""
@@ -255,6 +259,10 @@ class CMMNMDA(SPMModel):
         x = torch.full((4, 4, ns), INITIAL_G, dtype=torch.float64)
         x[0] = INITIAL_V
         return x.reshape(-1)
+
+    @property
+    def batchable(self) -> bool:
+        return self.expansion == "spm"
 
     def expansion_point(self, p: Mapping[str, Any]) -> Tensor:
         """SPM's initial state (``expansion="spm"``) or the fixed point (``"fixed_point"``)."""

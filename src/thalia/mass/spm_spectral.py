@@ -76,7 +76,7 @@ def forward_difference(fun: Callable[[Tensor], Tensor], z: Tensor, step: float =
 def delay_operator(J: Tensor, D: Tensor, method: str) -> Tensor:
     """The delay operator Q for delays ``D`` (s); ``method="none"`` ignores the delays."""
     check_option("delay", method, DELAY_METHODS)
-    if method == "none" or not bool((D != 0).any()):
+    if method == "none":
         return torch.eye(J.shape[-1], dtype=J.dtype, device=J.device)
     return delayed_jacobian(J, D.to(J), method)
 
