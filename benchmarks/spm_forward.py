@@ -20,6 +20,9 @@ CPU seconds per ``spm_csd_mtf`` call). The documented range on this machine clas
 low end of the documented range / thalia's median wall time; thalia's CPU time is reported alongside, to
 compare like with like.
 
+It also times ``model.csd_batch`` (one ``torch.func.vmap`` call) on ``--batch`` parameter sets drawn from
+the prior (default 1000).
+
 Run from the repository root::
 
     python benchmarks/spm_forward.py --json out/bench/spm_forward.json
@@ -66,12 +69,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=10, help="untimed calls before timing (default 10)")
     parser.add_argument("--reference", default=DEFAULT_REFERENCE, help="SPM reference folder (tables and JSON)")
     parser.add_argument("--json", type=str, default=None, help="write all results to this JSON file")
+    parser.add_argument("--batch", type=int, default=1000, help="parameter sets for csd_batch (0: skip)")
     args = parser.parse_args(argv)
     for name in ("threads", "repeats"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1")
-    if args.warmup < 0:
-        parser.error("--warmup must be >= 0")
+    if args.warmup < 0 or args.batch < 0:
+        parser.error("--warmup and --batch must be >= 0")
     return args
 
 
@@ -176,7 +180,27 @@ def bench_model(name: str, args: argparse.Namespace) -> dict[str, Any]:
     modes = {key: bench_mode(fn, record, args) for key, fn in calls.items()}
     for mode in modes.values():
         mode["speedup"] = speedups(mode, peer)
-    return {"thalia": modes, "spm_recorded": peer}
+    return {"thalia": modes, "spm_recorded": peer, "batch": bench_batch(model, args)}
+
+
+def bench_batch(model: Any, args: argparse.Namespace) -> dict[str, Any] | None:
+    """``model.csd_batch`` (one vmap call) on ``--batch`` parameter sets drawn from the prior."""
+    if args.batch == 0:
+        return None
+    generator = torch.Generator().manual_seed(0)
+    noise = torch.randn(args.batch, model.space.size, generator=generator, dtype=torch.float64)
+    thetas = model.space.prior_mean_vector() + noise * model.space.prior_var_vector().sqrt()
+    model.csd_batch(thetas[:8], FREQS)  # warm-up
+    w0, c0 = time.perf_counter(), time.process_time()
+    out = model.csd_batch(thetas, FREQS)
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    return {
+        "n_sets": args.batch,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "per_set_ms": 1e3 * wall / args.batch,
+        "all_finite": bool(torch.isfinite(out).all()),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,6 +229,12 @@ def print_model(name: str, res: dict[str, Any]) -> None:
         f"{'SPM spm_csd_mtf (recorded)':<28}{peer['wall_mean_ms']:>9.3f}{'':>9}{peer['cpu_mean_ms']:>9.3f}"
         f"   (means of {peer['repetitions']} calls; documented CPU range {low:g}–{high:g} ms)"
     )
+    batch = res.get("batch")
+    if batch:
+        print(
+            f"{'thalia csd_batch (vmap)':<28}{batch['n_sets']} prior draws in {batch['wall_s']:.3f} s wall, "
+            f"{batch['cpu_s']:.3f} s CPU: {batch['per_set_ms']:.3f} ms per set"
+        )
 
 
 def print_table(res: dict[str, Any]) -> None:
