@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from thalia._validation import check_positive_int
+from thalia.mass._constants import const
 from thalia.mass.spm_base import SPMModel, extrinsic_masks, reciprocal_damping
 from thalia.mass.spm_table import spm_spec
 from thalia.params import ParamSpace
@@ -44,9 +45,22 @@ Tensor = torch.Tensor
 EXTRINSIC_SCALE = (200.0, 100.0, 200.0, 100.0)  # forward (sp→ss, sp→dp), backward (dp→sp, dp→ii)
 INTRINSIC_GAINS = np.array([4, 4, 8, 4, 4, 2, 4, 4, 2, 1], dtype=float) * 200.0
 TIME_CONSTANTS_MS = np.array([2.0, 2.0, 16.0, 28.0])
+TIME_CONSTANTS_S = TIME_CONSTANTS_MS / 1000.0
 SIGMOID_SLOPE = 2.0 / 3.0
 ENDOGENOUS_GAIN = 512.0
 FREE_GAIN_COLUMNS = (6, 1, 2, 3)  # P.G(:, i) scales G(:, 7), G(:, 2), G(:, 3), G(:, 4) (0-based here)
+_FREE_GAINS = np.zeros((10, 4))
+_FREE_GAINS[FREE_GAIN_COLUMNS, range(4)] = 1.0
+_SELF_SP = np.eye(10)[6]
+#: ∂drive[p]/∂S[q] = Σ_k sign·G_k: (p·4 + q, k) for the ten intrinsic gains (populations ss, sp, ii, dp).
+_LOCAL_SIGNS = np.zeros((16, 10))
+for _row, _k, _sign in [(0, 0, -1), (1, 1, -1), (2, 2, -1), (4, 7, 1), (5, 6, -1),
+                        (8, 4, 1), (10, 3, -1), (11, 5, 1), (14, 8, -1), (15, 9, -1)]:  # fmt: skip
+    _LOCAL_SIGNS[_row, _k] = _sign
+#: The same for the extrinsic gains A₁..A₄ and the dp → sp modulation term (last column).
+_EXTRINSIC_SIGNS = np.zeros((16, 5))
+for _row, _k, _sign in [(1, 0, 1), (7, 2, -1), (7, 4, 1), (11, 3, -1), (13, 1, 1)]:
+    _EXTRINSIC_SIGNS[_row, _k] = _sign
 INTRINSIC_DELAY_MS = 1.0
 EXTRINSIC_DELAY_MS = 8.0
 STATE_NAMES = ("V_ss", "I_ss", "V_sp", "I_sp", "V_ii", "I_ii", "V_dp", "I_dp")
@@ -142,7 +156,7 @@ class CMC(SPMModel):
         """dx/dt of ``spm_fx_cmc`` (pure; differentiable in x, u and every parameter)."""
         like = dict(dtype=x.dtype, device=x.device)
         v, i, s, _ = self._firing(x, p)  # (4, ns): ss, sp, ii, dp
-        t = torch.as_tensor(TIME_CONSTANTS_MS / 1000.0, **like)[:, None] * torch.exp(p["T"].T)  # (4, ns)
+        t = const(TIME_CONSTANTS_S, x)[:, None] * torch.exp(p["T"].T)  # (4, ns)
         g = self._gains(p, s[3], like)  # (10, ns)
         a = [self._extrinsic(p, k, like) for k in range(4)]
         drive = torch.stack(
@@ -168,7 +182,7 @@ class CMC(SPMModel):
         ns = self.n_sources
         like = dict(dtype=x.dtype, device=x.device)
         _, _, s, ds = self._firing(x, p)
-        t = torch.as_tensor(TIME_CONSTANTS_MS / 1000.0, **like)[:, None] * torch.exp(p["T"].T)  # (4, ns)
+        t = const(TIME_CONSTANTS_S, x)[:, None] * torch.exp(p["T"].T)  # (4, ns)
         w = self._drive_sensitivity(p, s, like)  # (4, 4, ns, ns): ∂drive[p, i] / ∂S[q, j]
         eye = torch.eye(ns, **like)
         eye4 = torch.eye(4, **like)
@@ -183,29 +197,13 @@ class CMC(SPMModel):
 
     def _drive_sensitivity(self, p: Mapping[str, Tensor], s: Tensor, like: dict) -> Tensor:
         """∂drive[p, i] / ∂S[q, j] as (4, 4, ns, ns)."""
+        ns = self.n_sources
         g = self._gains(p, s[3], like)  # (10, ns)
-        zero = torch.zeros_like(g[0])
-        local = torch.stack(
-            [
-                torch.stack([-g[0], -g[1], -g[2], zero]),
-                torch.stack([g[7], -g[6], zero, zero]),
-                torch.stack([g[4], zero, -g[3], g[5]]),
-                torch.stack([zero, zero, -g[8], -g[9]]),
-            ]
-        )  # (4, 4, ns)
-        w = torch.diag_embed(local)  # (4, 4, ns, ns)
+        local = (const(_LOCAL_SIGNS, s) @ g).reshape(4, 4, ns)
         a = [self._extrinsic(p, k, like) for k in range(4)]
         modulation = 32.0 * p["M"] * (g[6] * s[1])[:, None]  # ∂(−G₇S_sp)/∂S_dp through exp(−32·M·S_dp)
-        zero = torch.zeros_like(a[0] + modulation)
-        extrinsic = torch.stack(
-            [
-                torch.stack([zero, a[0] + zero, zero, zero]),
-                torch.stack([zero, zero, zero, -a[2] + modulation]),
-                torch.stack([zero, zero, zero, -a[3] + zero]),
-                torch.stack([zero, a[1] + zero, zero, zero]),
-            ]
-        )
-        return w + extrinsic
+        extrinsic = torch.einsum("pk,kij->pij", const(_EXTRINSIC_SIGNS, s), torch.stack([*a, modulation]))
+        return torch.diag_embed(local) + extrinsic.reshape(4, 4, ns, ns)
 
     def input_matrix(self, x: Tensor, p: Mapping[str, Tensor]) -> Tensor:
         """∂f/∂u (8ns, ns): the endogenous input 512·u drives each source's spiny stellate current."""
@@ -215,12 +213,11 @@ class CMC(SPMModel):
         return (second * torch.diag(ENDOGENOUS_GAIN / t_ss)[None]).reshape(8 * ns, ns)
 
     def _gains(self, p: Mapping[str, Tensor], s_dp: Tensor, like: dict) -> Tensor:
-        g = torch.as_tensor(INTRINSIC_GAINS, **like)[:, None].repeat(1, self.n_sources)
-        scale = torch.ones_like(g)
-        scale = scale.index_copy(0, torch.tensor(FREE_GAIN_COLUMNS, device=g.device), torch.exp(p["G"].T))
-        modulation = torch.exp(-32.0 * (p["M"] @ s_dp))
-        scale = scale.index_copy(0, torch.tensor([6], device=g.device), (scale[6] * modulation)[None])
-        return g * scale
+        """The ten intrinsic gains (10, ns): fixed values scaled by exp(G) and the dp modulation of G₇."""
+        log_scale = const(_FREE_GAINS, s_dp) @ p["G"].T  # (10, ns)
+        modulation = -32.0 * (p["M"] @ s_dp)  # exp(−32·M·S_dp) on G₇
+        log_scale = log_scale + const(_SELF_SP, s_dp)[:, None] * modulation[None]
+        return const(INTRINSIC_GAINS, s_dp)[:, None] * torch.exp(log_scale)
 
     def _extrinsic(self, p: Mapping[str, Tensor], k: int, like: dict) -> Tensor:
         ns = self.n_sources

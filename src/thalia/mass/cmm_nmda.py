@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from thalia._validation import check_option, check_positive_int
+from thalia.mass._constants import const
 from thalia.mass.cmc import lfp_specs, spectral_specs
 from thalia.mass.spm_base import SPMModel, extrinsic_masks, reciprocal_damping
 from thalia.mass.spm_table import spm_spec
@@ -52,6 +53,7 @@ V_LEAK, V_AMPA, V_GABA, V_NMDA, V_THRESHOLD = -70.0, 60.0, -90.0, 10.0, -40.0
 G_LEAK = 1.0
 CAPACITANCE = np.array([128.0, 128.0, 256.0, 32.0]) / 1000.0
 TAU_MS = np.array([4.0, 16.0, 100.0])  # AMPA, GABA-A, NMDA
+RATES_PER_S = 1000.0 / TAU_MS
 FIRING_VARIANCE = 32.0
 BACKGROUND = 0.8
 #: Intrinsic excitatory (AMPA and NMDA) and inhibitory topologies [target, source].
@@ -154,18 +156,18 @@ class CMMNMDA(SPMModel):
         v, g_e, g_i, g_n = X[0], X[1], X[2], X[3]
         m, _ = self._rates(v, p)
         gain = self._intrinsic(p, like)  # (ns, 4, 4)
-        excite = torch.einsum("ipq,qi->pi", gain * torch.as_tensor(G_EXCITATORY, **like), m)
-        inhibit = torch.einsum("ipq,qi->pi", gain * torch.as_tensor(G_INHIBITORY, **like), m)
+        excite = torch.einsum("ipq,qi->pi", gain * const(G_EXCITATORY, x), m)
+        inhibit = torch.einsum("ipq,qi->pi", gain * const(G_INHIBITORY, x), m)
         background = BACKGROUND * torch.exp(p["E"][0, 0])
-        routing = torch.as_tensor(S_EXTRINSIC, **like)
+        routing = const(S_EXTRINSIC, x)
         ampa_in = routing @ self._afference(p["A"], m, damp=True)  # (4, ns)
         nmda_in = routing @ self._afference(p["AN"], m, damp=False)
         drive = torch.zeros(4, ns, **like).index_copy(0, torch.tensor([0], device=x.device), u[None])
         e = 2 * (excite + background + ampa_in) + drive
         e_n = 2 * (excite + background + nmda_in) + drive
-        cap = torch.as_tensor(CAPACITANCE, **like)[:, None] * torch.exp(p["CV"][0])[:, None]
+        cap = const(CAPACITANCE, x)[:, None] * torch.exp(p["CV"][0])[:, None]
         dv = (G_LEAK * (V_LEAK - v) + g_e * (V_AMPA - v) + g_i * (V_GABA - v) + g_n * (V_NMDA - v) * mg_switch(v)) / cap
-        rate = 1000.0 / torch.as_tensor(TAU_MS, **like)[:, None] * torch.exp(-p["T"].T)  # (3, ns)
+        rate = const(RATES_PER_S, x)[:, None] * torch.exp(-p["T"].T)  # (3, ns)
         dg = torch.stack([(e - g_e) * rate[0], (inhibit - g_i) * rate[1], (e_n - g_n) * rate[2]])
         return torch.cat([dv[None], dg]).reshape(-1)
 
@@ -182,15 +184,15 @@ class CMMNMDA(SPMModel):
         X = x.reshape(4, 4, ns)
         v, g_e, g_i, g_n = X[0], X[1], X[2], X[3]
         _, dm = self._rates(v, p)
-        cap = torch.as_tensor(CAPACITANCE, **like)[:, None] * torch.exp(p["CV"][0])[:, None]
+        cap = const(CAPACITANCE, x)[:, None] * torch.exp(p["CV"][0])[:, None]
         mg = mg_switch(v)
         dmg = 0.06 * 0.33 * torch.exp(-0.06 * v) * mg * mg / 1.50265
         dv_dv = (-G_LEAK - g_e - g_i - g_n * mg + g_n * (V_NMDA - v) * dmg) / cap
         membrane = torch.stack([dv_dv, (V_AMPA - v) / cap, (V_GABA - v) / cap, (V_NMDA - v) * mg / cap])  # (4,4,ns)
-        rate = 1000.0 / torch.as_tensor(TAU_MS, **like)[:, None] * torch.exp(-p["T"].T)  # (3, ns)
+        rate = const(RATES_PER_S, x)[:, None] * torch.exp(-p["T"].T)  # (3, ns)
         eye4 = torch.eye(4, **like)
         gain = self._intrinsic(p, like)  # (ns, 4, 4)
-        routing = torch.as_tensor(S_EXTRINSIC, **like)
+        routing = const(S_EXTRINSIC, x)
 
         def diagonal(values: Tensor) -> Tensor:
             """(4, ns) → (4, 4, ns, ns), nonzero on population = population, source = source."""
@@ -198,7 +200,7 @@ class CMMNMDA(SPMModel):
 
         def coupling(topology: np.ndarray, extrinsic: Tensor | None, scale: float) -> Tensor:
             """∂(afferent[p, i]) / ∂V[q, j] as (4, 4, ns, ns)."""
-            local = scale * (gain * torch.as_tensor(topology, **like)).permute(1, 2, 0)  # (4, 4, ns)
+            local = scale * (gain * const(topology, x)).permute(1, 2, 0)  # (4, 4, ns)
             w = torch.diag_embed(local)
             if extrinsic is not None:
                 w = w + scale * extrinsic
@@ -233,7 +235,7 @@ class CMMNMDA(SPMModel):
     def input_matrix(self, x: Tensor, p: Mapping[str, Tensor]) -> Tensor:
         """∂f/∂u (16ns, ns): the endogenous input drives population 1's AMPA and NMDA conductances."""
         ns = self.n_sources
-        rate = 1000.0 / torch.as_tensor(TAU_MS, dtype=x.dtype, device=x.device)[:, None] * torch.exp(-p["T"].T)
+        rate = const(RATES_PER_S, x)[:, None] * torch.exp(-p["T"].T)
         first = torch.eye(4, 1, dtype=x.dtype, device=x.device)[:, :, None, None]  # population 1 only
         ampa, nmda = (first * torch.diag_embed(rate[k])[None, None] for k in (0, 2))  # (4, 1, ns, ns)
         zero = torch.zeros_like(ampa)

@@ -82,42 +82,45 @@ def spm_series_operator(J: Tensor, D: Tensor, n_terms: int = 256, tol: float = R
     return torch.as_tensor(operator, dtype=J.dtype, device=J.device)
 
 
-def _newton_system(J, D, lam, v, c, xp=torch):
+def _newton_system(J: Tensor, D: Tensor, lam: Tensor, v: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
     """Bordered Newton system of (λI − J∘e^{−λD}) v = 0, c·v = 1, batched over modes (rows of v).
 
-    ``xp`` is the array module (NumPy for the iterations, torch for the final differentiable step).
+    J and D complex; returns (system (k, n+1, n+1), right-hand side (k, n+1)).
     """
-    k, n = v.shape
-    coupled = J[None] * xp.exp(-lam[:, None, None] * D[None])  # (k, n, n)
-    residual = lam[:, None] * v - (coupled @ v[..., None])[..., 0]
-    d_lam = v + ((coupled * D[None]) @ v[..., None])[..., 0]
-    eye = xp.eye(n)[None] if xp is np else torch.eye(n, dtype=J.dtype, device=J.device)[None]
-    top = (
-        xp.concatenate([lam[:, None, None] * eye - coupled, d_lam[:, :, None]], 2)
-        if xp is np
-        else torch.cat([lam[:, None, None] * eye - coupled, d_lam[:, :, None]], 2)
-    )
-    bottom = (
-        xp.concatenate([c, xp.zeros_like(lam)[:, None]], 1)[:, None, :]
-        if xp is np
-        else torch.cat([c, torch.zeros_like(lam)[:, None]], 1)[:, None, :]
-    )
-    rhs = -(xp.concatenate if xp is np else torch.cat)([residual, ((c * v).sum(-1) - 1)[:, None]], 1)
-    system = xp.concatenate([top, bottom], 1) if xp is np else torch.cat([top, bottom], 1)
-    return system, rhs
+    n = J.shape[-1]
+    coupled = J * torch.exp(-lam[:, None, None] * D)  # (k, n, n)
+    m = lam[:, None, None] * torch.eye(n, dtype=lam.dtype, device=lam.device) - coupled
+    residual = (m @ v[..., None])[..., 0]
+    d_lam = v + ((coupled * D) @ v[..., None])[..., 0]
+    top = torch.cat([m, d_lam[..., None]], 2)
+    bottom = torch.cat([c, torch.zeros_like(lam)[:, None]], 1)[:, None]
+    rhs = -torch.cat([residual, ((c * v).sum(-1) - 1)[:, None]], 1)
+    return torch.cat([top, bottom], 1), rhs
 
 
 def _delay_modes(J: np.ndarray, D: np.ndarray, tol: float, max_iter: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Newton on every mode in NumPy (no autograd): (λ (k,), v (k, n), normalisation c (k, n))."""
+    """Newton on every mode in NumPy (no autograd): (λ (k,), v (k, n), normalisation c (k, n)).
+
+    The same bordered system as :func:`_newton_system`, assembled in place.
+    """
     n = J.shape[0]
-    x0 = np.linalg.solve(np.eye(n) + D * J, J)
-    lam, vecs = np.linalg.eig(x0)
+    lam, vecs = np.linalg.eig(np.linalg.solve(np.eye(n) + D * J, J))
     v = vecs.T.astype(complex)
     c = v.conj()
-    jc, dc = J.astype(complex), D.astype(complex)
+    system = np.zeros((n, n + 1, n + 1), dtype=complex)
+    system[:, n, :n] = c
+    rhs = np.empty((n, n + 1, 1), dtype=complex)
+    diagonal = np.arange(n)
+    jd = J * D
     for _ in range(max_iter):
-        system, rhs = _newton_system(jc, dc, lam, v, c, xp=np)
-        step = np.linalg.solve(system, rhs[..., None])[..., 0]
+        phase = np.exp(-lam[:, None, None] * D)
+        coupled = J * phase
+        system[:, :n, :n] = -coupled
+        system[:, diagonal, diagonal] += lam[:, None]
+        system[:, :n, n] = v + ((jd * phase) @ v[..., None])[..., 0]
+        rhs[:, :n, 0] = (coupled @ v[..., None])[..., 0] - lam[:, None] * v
+        rhs[:, n, 0] = 1 - (c * v).sum(-1)
+        step = np.linalg.solve(system, rhs)[..., 0]
         v, lam = v + step[:, :n], lam + step[:, n]
         # quadratic convergence: after a step of relative size ε the error is O(ε²)
         if float((np.abs(step[:, n]) / np.maximum(np.abs(lam), 1.0)).max()) < tol:

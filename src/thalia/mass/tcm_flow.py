@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from thalia.mass import tcm_constants as K
+from thalia.mass._constants import const
 
 Tensor = torch.Tensor
 
@@ -50,16 +51,6 @@ class Coupling(NamedTuple):
 _SOURCE_ONE_HOT = np.eye(8)[list(K.EXTRINSIC_SOURCES)]  # afferent type j -> carrying population
 _RATE_SCALE = 1000.0 / K.TAU_MS
 _NMDA_ROW = np.array([0.0, 0.0, 1.0, 0.0, 0.0, 0.0])[:, None]  # selects the Mg-blocked conductance
-_CONSTANTS: dict[tuple[int, torch.dtype, torch.device], Tensor] = {}
-
-
-def _const(array: np.ndarray, like: Tensor) -> Tensor:
-    """A module-level constant array as a tensor of ``like``'s dtype and device (cached)."""
-    key = (id(array), like.dtype, like.device)
-    tensor = _CONSTANTS.get(key)
-    if tensor is None:
-        tensor = _CONSTANTS[key] = torch.as_tensor(array, dtype=like.dtype, device=like.device)
-    return tensor
 
 
 def _per_source(pop_values: Tensor, ns: int) -> Tensor:
@@ -70,8 +61,8 @@ def _per_source(pop_values: Tensor, ns: int) -> Tensor:
 def _intrinsic(gain_log: Tensor, topology, ns: int) -> Tensor:
     """exp(gain) ∘ G placed block-diagonally over sources: (8, 8, ns) → (m, m)."""
     if ns == 1:
-        return torch.exp(gain_log[:, :, 0]) * _const(topology, gain_log)
-    hg = torch.exp(gain_log) * _const(topology, gain_log)[:, :, None]  # [p, q, s]
+        return torch.exp(gain_log[:, :, 0]) * const(topology, gain_log)
+    hg = torch.exp(gain_log) * const(topology, gain_log)[:, :, None]  # [p, q, s]
     blocks = torch.diag_embed(hg)  # [p, q, s, s']
     return blocks.permute(0, 2, 1, 3).reshape(8 * ns, 8 * ns)
 
@@ -82,8 +73,8 @@ def _extrinsic(gain_log: Tensor, ns: int, damp: bool) -> Tensor:
     if damp:
         strong = gains > K.RECIPROCAL_THRESHOLD
         gains = torch.where(strong & strong.transpose(1, 2), gains / 9.0, gains)
-    routing = _const(K.EXTRINSIC_ROUTING, gain_log)  # (8, 5)
-    source_pop = _const(_SOURCE_ONE_HOT, gain_log)  # (5, 8)
+    routing = const(K.EXTRINSIC_ROUTING, gain_log)  # (8, 5)
+    source_pop = const(_SOURCE_ONE_HOT, gain_log)  # (5, 8)
     full = torch.einsum("pj,jq,jsr->psqr", routing, source_pop, gains)
     return full.reshape(8 * ns, 8 * ns)
 
@@ -118,13 +109,13 @@ def coupling(p: Mapping[str, Tensor], cfg: TCMConfig) -> Coupling:
         b_ampa = b_ampa + _per_source(rc, ns) * torch.exp(p["thi"])
         b_nmda = b_nmda + _per_source(rc, ns) * torch.exp(p["thi"])
     b = torch.stack([b_ampa, zero, b_nmda, zero, zero])
-    h_gain = _per_source(K.H_GAIN * torch.exp(p["Hh"]) * _const(K.H_CHANNEL_POPULATIONS, H), ns)
-    rate = torch.exp(-p["T"]).T * _const(_RATE_SCALE, H)[:, None]  # (6, ns)
+    h_gain = _per_source(K.H_GAIN * torch.exp(p["Hh"]) * const(K.H_CHANNEL_POPULATIONS, H), ns)
+    rate = torch.exp(-p["T"]).T * const(_RATE_SCALE, H)[:, None]  # (6, ns)
     rate = rate.repeat(1, 8)  # (6, m): row p·ns + s takes source s
     if "T1" in p:  # optional additive AMPA / NMDA rate offsets (linear, s^-1)
         t1 = p["T1"]
         rate = rate + torch.cat([t1[:1], 0 * t1[:1], t1[1:2], 0 * t1[:1].expand(3)])[:, None]
-    capacitance = _per_source(torch.exp(p["CV"]) * _const(K.CAPACITANCE, H), ns)
+    capacitance = _per_source(torch.exp(p["CV"]) * const(K.CAPACITANCE, H), ns)
     s_log = torch.clamp(p["S"], -5.0, 5.0) if cfg.smooth else p["S"]
     v_threshold = _per_source(K.V_THRESHOLD_BASE_MV + torch.exp(s_log), ns)
     u_gain = _input_gain(p["C"], cfg)
@@ -210,8 +201,8 @@ def targets(v_hat: Tensor, c: Coupling, smooth: bool) -> tuple[Tensor, Tensor, T
 def _drive_terms(v_hat: Tensor, c: Coupling) -> tuple[Tensor, Tensor, Tensor]:
     """Driving forces V_X − V (6, m), factors (1, or the Mg block B(V) for NMDA) and dB/dV."""
     block, d_block = mg_block(v_hat, c.mg_slope)
-    drive = _const(K.V_REV_MV, v_hat)[:, None] - v_hat[None]
-    factors = 1.0 + _const(_NMDA_ROW, v_hat) * (block[None] - 1.0)
+    drive = const(K.V_REV_MV, v_hat)[:, None] - v_hat[None]
+    factors = 1.0 + const(_NMDA_ROW, v_hat) * (block[None] - 1.0)
     return drive, factors, d_block
 
 
