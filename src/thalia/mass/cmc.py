@@ -226,8 +226,8 @@ class CMC(SPMModel):
         return reciprocal_damping(torch.exp(p["A"][:, :, k]) * EXTRINSIC_SCALE[k], 4.0)
 
     def expansion_point(self, p: Mapping[str, Any]) -> Tensor:
-        """x = 0, the fixed point of every parameter set (SPM's ``M.x``)."""
-        return torch.zeros(self.n_states, dtype=torch.float64)
+        """x = 0, the fixed point of every parameter set (SPM's ``M.x``), on the parameters' device."""
+        return torch.zeros(self.n_states, dtype=torch.float64, device=p["L"].device)
 
     # -- delays and observation ------------------------------------------------------------------
     def delays(self, p: Mapping[str, Any]) -> Tensor:

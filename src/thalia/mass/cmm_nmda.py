@@ -63,6 +63,7 @@ G_INHIBITORY = np.array([[8, 0, 2, 0], [0, 8, 2, 0], [0, 0, 32, 0], [0, 0, 8, 12
 S_EXTRINSIC = np.array([[1, 0], [0, 1], [0, 2], [0, 0]], dtype=float) / 8
 H_PRIOR = np.array([[1, 0, 1, 0], [1, 1, 1, 0], [1, 0, 1, 1], [0, 1, 1, 1]], dtype=float) / 32
 DELAYS_MS = (2.0, 16.0)
+DELAYS_S = np.array(DELAYS_MS) / 1000.0
 INITIAL_V, INITIAL_G = -50.0, 0.125
 EXPANSIONS = ("spm", "fixed_point")
 STATE_NAMES = ("V", "gE", "gI", "gN")
@@ -255,10 +256,10 @@ class CMMNMDA(SPMModel):
             gains = [reciprocal_damping(g, 8.0) for g in gains]
         return torch.stack([gains[0] @ m[1], gains[1] @ m[3]])
 
-    def initial_state(self) -> Tensor:
+    def initial_state(self, device: torch.device | str | None = None) -> Tensor:
         """SPM's ``M.x``: V = −50 mV, every conductance 1/8."""
         ns = self.n_sources
-        x = torch.full((4, 4, ns), INITIAL_G, dtype=torch.float64)
+        x = torch.full((4, 4, ns), INITIAL_G, dtype=torch.float64, device=device)
         x[0] = INITIAL_V
         return x.reshape(-1)
 
@@ -269,18 +270,19 @@ class CMMNMDA(SPMModel):
     def expansion_point(self, p: Mapping[str, Any]) -> Tensor:
         """SPM's initial state (``expansion="spm"``) or the fixed point (``"fixed_point"``)."""
         if self.expansion == "spm":
-            return self.initial_state()
+            return self.initial_state(p["L"].device)
         return self.fixed_point(p).x
 
     # -- delays and observation ------------------------------------------------------------------
     def delays(self, p: Mapping[str, Any]) -> Tensor:
         """(16ns, 16ns) delays in seconds: 2·exp(D₁) ms between populations, 16·exp(D₂) ms between sources."""
         t = self._tensors(p, validate=False)
-        d = torch.as_tensor(DELAYS_MS, dtype=t["D"].dtype) / 1000.0 * torch.exp(t["D"][0])
+        d = const(DELAYS_S, t["D"]) * torch.exp(t["D"][0])
         ns = self.n_sources
-        eye_s = torch.eye(ns, dtype=d.dtype)
-        ones4 = torch.ones(4, 4, dtype=d.dtype)
-        same_pop = torch.kron(ones4, torch.kron(torch.eye(4, dtype=d.dtype), eye_s))
+        like = dict(dtype=d.dtype, device=d.device)
+        eye_s = torch.eye(ns, **like)
+        ones4 = torch.ones(4, 4, **like)
+        same_pop = torch.kron(ones4, torch.kron(torch.eye(4, **like), eye_s))
         same_source = torch.kron(ones4, torch.kron(ones4, eye_s))
         return d[1] * (1 - same_source) + d[0] * (same_source - same_pop)
 

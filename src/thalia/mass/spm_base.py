@@ -90,6 +90,7 @@ class SPMModel(NeuralMassModel):
         """
         t = self._tensors(p)
         start = self.fixed_point_start() if x0 is None else as_float_tensor("x0", x0, (self.n_states,))
+        start = start.to(t["L"].device)
         u = self.zero_input(start)
 
         def residual_fn(values: Mapping[str, Tensor]):

@@ -102,7 +102,8 @@ def modal_transfer(
     # a strongly unstable mode is sent to −∞ by the transform (e^{Re s} overflows): its term is 0
     finite = torch.isfinite(s.real)
     s_safe = torch.where(finite, s, torch.zeros_like(s))
-    kernel = torch.where(finite[None], 1.0 / (iw[:, None] - s_safe[None]), torch.zeros((), dtype=cdtype))  # (F, k)
+    zero = torch.zeros((), dtype=cdtype, device=s.device)
+    kernel = torch.where(finite[None], 1.0 / (iw[:, None] - s_safe[None]), zero)  # (F, k)
     transfer = torch.einsum("ck,fk,kj->fcj", dgdv, kernel, dvdu)
     return transfer, s_raw, s
 
