@@ -217,3 +217,21 @@ def test_cmm_nmda_fixed_point_option_matches_spm_newton():
     assert rel(np.sort_complex(r.modes_raw.numpy()), theirs) <= 1e-8
     default = CMMNMDA().csd(P, range(4, 49)).data
     assert rel(r.csd, default) > 1e-2  # the expansion point matters
+
+
+def test_cmc_posterior_jacobian_against_forward_differences():
+    """At SPM's posterior mean the reference holds only dfdx = Q·J. Our spm_diff-style Jacobian reproduces
+    that dfdx to 1e-10 (test_spm_reproduction_mode); here the exact Jacobian differs from it by exactly the
+    truncation error of the step e^-8."""
+    _, model, P, ref = setup("cmc_posterior")
+    t = model._tensors(P)
+    x = model.expansion_point(t)
+    exact, _ = ss.derivatives(model, t, x, "exact")
+    fd, _ = ss.derivatives(model, t, x, "finite_difference")
+    q = model.delay_operator(fd, P, "spm_series")
+    assert rel(q @ fd, ref["dfdx"]) <= 1e-8
+    error = (fd - exact).numpy()
+    predicted, f0 = fd_truncation(model, P, x)
+    rounding = 8 * np.finfo(float).eps * (float(f0.abs().max()) / H + float(exact.abs().max()))
+    assert np.abs(error).max() > 0
+    assert np.abs(error - predicted.numpy()).max() <= 1e-3 * np.abs(error).max() + rounding
