@@ -23,13 +23,22 @@ def innovation_spectrum(a: Tensor, freqs_hz: Tensor) -> Tensor:
     return power_law(a[0], a[1], freqs_hz)
 
 
-def assemble_csd(transfer: Tensor, gu: Tensor, b: Tensor, c: Tensor, freqs_hz: Tensor) -> Tensor:
+def channel_noise(b: Tensor, c: Tensor, freqs_hz: Tensor) -> tuple[Tensor, Tensor]:
+    """(Gs (F, n_ch), Gn (F,)) from c (2, n_ch) and b (2,)."""
+    return power_law(c[0], c[1], freqs_hz, offset=-2.0), power_law(b[0], b[1], freqs_hz, offset=-2.0)
+
+
+def combine(transfer: Tensor, gu: Tensor, gs: Tensor, gn: Tensor) -> Tensor:
     """CSD(f) = H diag(Gu) Hᴴ + Gn·11ᵀ + diag(Gs): (F, n_ch, n_ch) complex.
 
     ``transfer`` is (F, n_ch, k), ``gu`` (F, k) the innovation spectrum of each input column.
     """
     signal = (transfer * gu[:, None, :].to(transfer.dtype)) @ transfer.conj().transpose(-1, -2)
-    gn = power_law(b[0], b[1], freqs_hz, offset=-2.0)  # (F,)
-    gs = power_law(c[0], c[1], freqs_hz, offset=-2.0)  # (F, n_ch)
     noise = gn[:, None, None] + torch.diag_embed(gs)
     return signal + noise.to(signal.dtype)
+
+
+def assemble_csd(transfer: Tensor, gu: Tensor, b: Tensor, c: Tensor, freqs_hz: Tensor) -> Tensor:
+    """The CSD from the transfer function, the innovations and the channel-noise parameters b, c."""
+    gs, gn = channel_noise(b, c, freqs_hz)
+    return combine(transfer, gu, gs, gn)

@@ -26,6 +26,7 @@ import torch
 
 from thalia._validation import check_option
 from thalia.mass.delays import delayed_jacobian
+from thalia.mass.noise import channel_noise, combine, innovation_spectrum
 
 Tensor = torch.Tensor
 
@@ -121,20 +122,14 @@ def _dct_basis(n: int, k: int, dtype: torch.dtype, device: torch.device) -> Tens
     return torch.cat([torch.full((n, 1), 1 / math.sqrt(n), dtype=dtype, device=device), basis[:, 1:]], 1)
 
 
-def _power_law(pair: Tensor, freqs: Tensor, offset: float) -> Tensor:
-    """exp(p₁ + offset)·w^(−exp(p₂)) for ``pair`` (2, m): (F, m)."""
-    return torch.exp(pair[0][None] + offset - torch.exp(pair[1])[None] * torch.log(freqs)[:, None])
-
-
 def noise_spectra(t: Mapping[str, Tensor], freqs: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(Gu (F, n_u), Gs (F, n_ch), Gn (F,), filter (F,)) from the spectral parameters a, b, c, d, f."""
     nw = freqs.shape[0]
-    gu = _power_law(t["a"].reshape(2, -1), freqs, 0.0)
+    gu = innovation_spectrum(t["a"].reshape(2, -1), freqs)
     if "d" in t:
         d = t["d"].reshape(t["d"].shape[0], -1)
         gu = gu * torch.exp(dct_basis(nw, N_DCT, freqs)[:, 1 : 1 + d.shape[0]] @ d)
-    gn = _power_law(t["b"].reshape(2, -1), freqs, -2.0)[:, 0]
-    gs = _power_law(t["c"].reshape(2, -1), freqs, -2.0)
+    gs, gn = channel_noise(t["b"].reshape(2), t["c"].reshape(2, -1), freqs)
     index = torch.arange(1, nw + 1, dtype=freqs.dtype, device=freqs.device) / nw
     f = t["f"].reshape(-1) if "f" in t else torch.zeros(2, dtype=freqs.dtype, device=freqs.device)
     return gu, gs, gn, torch.exp(f[0] + f[1] * index)
@@ -144,9 +139,8 @@ def assemble(transfer: Tensor, gu: Tensor, gs: Tensor, gn: Tensor, spectral_filt
     """CSD = (S diag(Gu) Sᴴ + diag(Gs) + Gn)·filter: (F, n_ch, n_ch)."""
     reps = transfer.shape[-1] // gu.shape[-1]
     gu = gu.repeat(1, reps) if reps > 1 else gu
-    signal = (transfer * gu[:, None, :].to(transfer.dtype)) @ transfer.conj().transpose(-1, -2)
-    noise = torch.diag_embed(gs) + gn[:, None, None]
-    return (signal + noise.to(signal.dtype)) * spectral_filter[:, None, None].to(signal.dtype)
+    csd = combine(transfer, gu, gs, gn)
+    return csd * spectral_filter[:, None, None].to(csd.dtype)
 
 
 def derivatives(model: Any, t: Mapping[str, Tensor], x: Tensor, jacobian: str) -> tuple[Tensor, Tensor]:
