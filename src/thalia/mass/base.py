@@ -73,6 +73,15 @@ class NeuralMassModel(abc.ABC):
             return dict(p)  # already tensors with every name: the pure-function fast path
         return self._check_values(self.parameters(p).tensors())
 
+    def parameter_vectors(self, thetas: Any) -> Tensor:
+        """A (n_sets, space.size) float64 batch of parameter vectors, checked."""
+        thetas = as_float_tensor("thetas", thetas)
+        if thetas.ndim != 2 or thetas.shape[1] != self.space.size:
+            raise ValueError(
+                f"Invalid shape for 'thetas': expected (n_sets, {self.space.size}), got {tuple(thetas.shape)}."
+            )
+        return thetas
+
     def _check_values(self, tensors: dict[str, Tensor]) -> dict[str, Tensor]:
         """Model-specific checks of validated values (none by default)."""
         return tensors

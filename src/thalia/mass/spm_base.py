@@ -121,11 +121,7 @@ class SPMModel(NeuralMassModel):
         exact delayed modes take a fixed number of Newton steps; sets where they did not converge
         (clustered modes) are recomputed one by one with the eager solver and its fallback.
         """
-        thetas = as_float_tensor("thetas", thetas)
-        if thetas.ndim != 2 or thetas.shape[1] != self.space.size:
-            raise ValueError(
-                f"Invalid shape for 'thetas': expected (n_sets, {self.space.size}), got {tuple(thetas.shape)}."
-            )
+        thetas = self.parameter_vectors(thetas)
         freqs = check_frequencies("freqs", freqs).to(thetas)
         check_option("jacobian", jacobian, spm_spectral.JACOBIANS)
 

@@ -498,11 +498,7 @@ class TCM(NeuralMassModel):
         -------
         (csd, residual) : (B, F, n_ch, n_ch) complex and (B,) max|f(x*)| per set.
         """
-        thetas = as_float_tensor("thetas", thetas)
-        if thetas.ndim != 2 or thetas.shape[1] != self.space.size:
-            raise ValueError(
-                f"Invalid shape for 'thetas': expected (n_sets, {self.space.size}), got {tuple(thetas.shape)}."
-            )
+        thetas = self.parameter_vectors(thetas)
         freqs = check_frequencies("freqs", freqs).to(thetas.device)
         batched = torch.func.vmap(
             lambda theta: self.csd_tensor(self.space.unpack(theta), freqs, n_iter, return_residual=True)
