@@ -20,10 +20,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from thalia._validation import check_option
 from thalia.mass._autodiff import tracks_derivatives, transforms_active
 
 Tensor = torch.Tensor
 
+DELAY_METHODS = ("exact", "spm_series", "first_order", "none")
 #: SPM's Robbins–Monro step and its relative stopping tolerance (``spm_dcm_delay``).
 RM_STEP = 0.25
 RM_TOL = 1e-6
@@ -136,7 +138,7 @@ def exact_delay_jacobian(J: Tensor, D: Tensor, tol: float = 1e-8, max_iter: int 
     relative step is below ``tol`` (quadratic convergence then leaves an error of order tol²); one more
     Newton step in torch makes the result differentiable in J and D (the implicit-function derivative).
     Raises ``RuntimeError`` if the iteration does not converge or the modes do not form a basis (then
-    :func:`delayed_jacobian` falls back to SPM's series).
+    :func:`delay_operator` falls back to SPM's series).
     """
     n = J.shape[-1]
     cdtype = torch.complex128 if J.dtype == torch.float64 else torch.complex64
@@ -186,12 +188,17 @@ def _assemble(v: Tensor, lam: Tensor) -> Tensor:
     return (vecs @ torch.diag_embed(lam) @ torch.linalg.inv(vecs)).real
 
 
-def delayed_jacobian(J: Tensor, D: Tensor, method: str) -> Tensor:
-    """The delay operator Q (Q·J is the delayed Jacobian) by ``method``: "first_order", "spm_series", "exact".
+def delay_operator(J: Tensor, D: Tensor, method: str) -> Tensor:
+    """The delay operator Q (Q·J is the delayed Jacobian) for delays ``D`` (s) by ``method``:
+    "exact", "spm_series", "first_order", or "none" (the delays are ignored: Q = I).
 
     ``"exact"`` falls back to SPM's series iterated to a relative tolerance of 1e-12 when the mode
     iteration fails (clustered, nearly defective modes, e.g. several near-identical sources).
     """
+    check_option("delay", method, DELAY_METHODS)
+    if method == "none":
+        return _eye(J.shape[-1], J)
+    D = D.to(J)
     if method == "first_order":
         return first_order_operator(J, D)
     if method == "spm_series":

@@ -29,8 +29,9 @@ import numpy as np
 from thalia._validation import check_frequencies, check_option
 from thalia.mass.cmc import CMC
 from thalia.mass.cmm_nmda import CMMNMDA
+from thalia.mass.delays import DELAY_METHODS
 from thalia.mass.spm_base import SPMModel
-from thalia.mass.spm_spectral import DELAY_METHODS, JACOBIANS, SpectralResponse
+from thalia.mass.spm_spectral import JACOBIANS, SpectralResponse
 from thalia.mass.spm_table import read_spm_parameters, write_spm_parameters
 from thalia.params import ParameterSet
 

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from thalia._validation import check_option
-from thalia.mass.delays import delayed_jacobian
+from thalia.mass.delays import delay_operator
 from thalia.mass.noise import channel_noise, combine, innovation_spectrum
 
 Tensor = torch.Tensor
@@ -33,7 +33,6 @@ Tensor = torch.Tensor
 #: SPM's finite-difference step (``spm_diff``): exp(−8).
 FD_STEP = math.exp(-8.0)
 JACOBIANS = ("exact", "finite_difference")
-DELAY_METHODS = ("exact", "spm_series", "first_order", "none")
 N_DCT = 5
 
 
@@ -72,14 +71,6 @@ def forward_difference(fun: Callable[[Tensor], Tensor], z: Tensor, step: float =
     f0 = fun(z)
     points = z[None] + step * torch.eye(z.shape[0], dtype=z.dtype, device=z.device)
     return ((torch.func.vmap(fun)(points) - f0[None]) / step).T
-
-
-def delay_operator(J: Tensor, D: Tensor, method: str) -> Tensor:
-    """The delay operator Q for delays ``D`` (s); ``method="none"`` ignores the delays."""
-    check_option("delay", method, DELAY_METHODS)
-    if method == "none":
-        return torch.eye(J.shape[-1], dtype=J.dtype, device=J.device)
-    return delayed_jacobian(J, D.to(J), method)
 
 
 def spm_mode_transform(s: Tensor) -> Tensor:

@@ -106,13 +106,13 @@ def test_clustered_modes_fall_back_to_a_converged_series():
     """Three near-identical coupled CMC sources have clustered, nearly defective modes: the per-mode Newton
     iteration cannot separate them, and the series iterated to 1e-12 takes over."""
     from thalia.mass import CMC
-    from thalia.mass.delays import delayed_jacobian
+    from thalia.mass.delays import delay_operator
 
     model = CMC(3, forward=[[0, 0, 0], [1, 0, 0], [0, 1, 0]], backward=[[0, 1, 0], [0, 0, 1], [0, 0, 0]])
     t = model._tensors(model.default_parameters())
     J = model.jacobian(model.expansion_point(t), t)
     D = model.delays(t)
-    x = delayed_jacobian(J, D, "exact") @ J
+    x = delay_operator(J, D, "exact") @ J
     series, power = J.clone(), torch.eye(24, dtype=torch.float64)
     for n in range(1, 120):
         power = power @ x / n
