@@ -155,7 +155,7 @@ class CMMNMDA(SPMModel):
         like = dict(dtype=x.dtype, device=x.device)
         X = x.reshape(4, 4, ns)  # [state, population, source]
         v, g_e, g_i, g_n = X[0], X[1], X[2], X[3]
-        m, _ = self._rates(v, p)
+        m = williams_cdf(self._standardised(v, p)[0])
         gain = self._intrinsic(p, like)  # (ns, 4, 4)
         excite = torch.einsum("ipq,qi->pi", gain * const(G_EXCITATORY, x), m)
         inhibit = torch.einsum("ipq,qi->pi", gain * const(G_INHIBITORY, x), m)
@@ -172,11 +172,10 @@ class CMMNMDA(SPMModel):
         dg = torch.stack([(e - g_e) * rate[0], (inhibit - g_i) * rate[1], (e_n - g_n) * rate[2]])
         return torch.cat([dv[None], dg]).reshape(-1)
 
-    def _rates(self, v: Tensor, p: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """Firing m(V) and dm/dV, (4, ns)."""
+    def _standardised(self, v: Tensor, p: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """z = (V − V_R)/σ (4, ns) and σ: the firing rate is m = Φ(z), dm/dV = Φ'(z)/σ."""
         sigma = torch.sqrt(FIRING_VARIANCE * torch.exp(p["S"][0, 0]))
-        z = (v - V_THRESHOLD) / sigma
-        return williams_cdf(z), williams_pdf(z) / sigma
+        return (v - V_THRESHOLD) / sigma, sigma
 
     def jacobian(self, x: Tensor, p: Mapping[str, Tensor], u: Tensor | None = None) -> Tensor:
         """Exact ∂f/∂x in closed form ((16ns, 16ns); equal to autodiff of :meth:`flow`, and faster)."""
@@ -184,7 +183,8 @@ class CMMNMDA(SPMModel):
         like = dict(dtype=x.dtype, device=x.device)
         X = x.reshape(4, 4, ns)
         v, g_e, g_i, g_n = X[0], X[1], X[2], X[3]
-        _, dm = self._rates(v, p)
+        z, sigma = self._standardised(v, p)
+        dm = williams_pdf(z) / sigma
         cap = const(CAPACITANCE, x)[:, None] * torch.exp(p["CV"][0])[:, None]
         mg = mg_switch(v)
         dmg = 0.06 * 0.33 * torch.exp(-0.06 * v) * mg * mg / 1.50265

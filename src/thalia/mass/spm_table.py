@@ -71,8 +71,8 @@ def spm_spec(name: str, shape: Sequence[int], mean, var, doc: str = "", cell: bo
     shape = tuple(int(s) for s in shape)
     if not cell:
         shape = matlab_shape(shape)
-        mean = np.broadcast_to(mean, np.shape(mean)).reshape(shape) if np.size(mean) > 1 else mean
-        var = np.broadcast_to(var, np.shape(var)).reshape(shape) if np.size(var) > 1 else var
+        mean = np.reshape(mean, shape) if np.size(mean) > 1 else mean
+        var = np.reshape(var, shape) if np.size(var) > 1 else var
     return ParamSpec(name, shape, mean, var, doc, order="F", labels=spm_labels(name, shape, cell))
 
 
@@ -137,9 +137,7 @@ def space_from_table(labels: Sequence[str], mean: np.ndarray, var: np.ndarray) -
                 f"spm_vec (column-major) order, i.e. {_first(spec_labels)}; got {_first(given)}."
             )
         block = slice(start, start + len(spec_labels))
-        spec = ParamSpec(field.name, shape, 0.0, 0.0, order="F", labels=spec_labels)
-        m = spec.unflatten_numpy(mean[block])
-        v = spec.unflatten_numpy(var[block])
+        m, v = (np.reshape(values[block], shape, order="F") for values in (mean, var))
         specs.append(ParamSpec(field.name, shape, m, v, order="F", labels=spec_labels))
         start += len(spec_labels)
     return ParamSpace(tuple(specs))
