@@ -1,0 +1,1 @@
+"""Bayesian inversion of any forward model y = g(θ) with Gaussian priors."""

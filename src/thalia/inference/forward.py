@@ -1,0 +1,138 @@
+"""Forward models y = g(θ) and their parameter Jacobians, for one parameter vector or a batch.
+
+A forward model is any callable taking a float64 parameter vector θ (P,) (a torch tensor) and
+returning a tensor y of any shape, real or complex (e.g. a CSD (F, n, n)). Inference works on its
+*real view*: y flattened (C order) and, when complex, its real and imaginary parts stacked, shape
+(c, n_y) with c = 1 (real) or 2 (complex). Complex data count once in the likelihood's normalisation
+(as in SPM); their real and imaginary residuals both enter the quadratic forms.
+
+:class:`ForwardJacobian` evaluates g and dg/dθ·V (V: the (P, n_free) basis of the free parameter
+directions) for a batch of θ by
+
+* ``"autodiff"`` (default): reverse-mode automatic differentiation (``torch.func.jacrev``), vectorised
+  over the batch with ``torch.func.vmap`` when the model allows it;
+* ``"finite_difference"``: forward differences along each free direction with SPM's step e⁻⁸
+  (``spm_diff``), for models that are not differentiable (e.g. NumPy code) or to reproduce SPM.
+
+Evaluations that raise or return non-finite values give NaN outputs, which the inversion treats as a
+failed step (it backs off) rather than an exception.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from thalia._logging import logger
+from thalia._validation import check_option
+
+Tensor = torch.Tensor
+ForwardFn = Callable[[Tensor], Tensor]
+
+JACOBIANS = ("autodiff", "finite_difference")
+#: SPM's forward-difference step (``spm_diff``: exp(−8)).
+FD_STEP = math.exp(-8.0)
+#: Errors a forward model may raise at a bad parameter set (singular systems, failed solves).
+MODEL_ERRORS = (RuntimeError, ValueError, ArithmeticError, torch.linalg.LinAlgError)
+
+
+def real_view(y: Tensor) -> Tensor:
+    """(c, n_y) real view of a model output or data tensor: flattened, real and imaginary parts stacked."""
+    flat = y.reshape(-1)
+    if flat.is_complex():
+        return torch.stack([flat.real, flat.imag])
+    return flat[None]
+
+
+class ForwardJacobian:
+    """g(θ) and its Jacobian in the free directions for a batch of parameter vectors.
+
+    Parameters
+    ----------
+    fn : callable
+        θ (P,) float64 tensor -> y tensor (any shape, real or complex).
+    jacobian : {"autodiff", "finite_difference"}
+    vectorize : bool
+        Evaluate a batch with ``torch.func.vmap`` (falls back to a loop, with a log message, if the
+        model cannot be vmapped).
+    step : float
+        Finite-difference step (default SPM's e⁻⁸).
+    """
+
+    def __init__(
+        self, fn: ForwardFn, *, jacobian: str = "autodiff", vectorize: bool = True, step: float = FD_STEP
+    ) -> None:
+        self.fn = fn
+        self.jacobian = check_option("jacobian", jacobian, JACOBIANS)
+        self.vectorize = vectorize
+        self.step = step
+
+    # -- one parameter vector ---------------------------------------------------------------------
+    def _real(self, theta: Tensor) -> Tensor:
+        return real_view(self.fn(theta)).to(theta.dtype)
+
+    def _autodiff_one(self, theta: Tensor) -> tuple[Tensor, Tensor]:
+        def with_aux(t: Tensor) -> tuple[Tensor, Tensor]:
+            y = self._real(t)
+            return y, y
+
+        jac, value = torch.func.jacrev(with_aux, has_aux=True)(theta)
+        return value, jac
+
+    def _fd_one(self, theta: Tensor, basis: Tensor) -> tuple[Tensor, Tensor]:
+        points = torch.cat([theta[None], theta[None] + self.step * basis.T])
+        values = self._map(self._real, points)
+        return values[0], ((values[1:] - values[0]) / self.step).permute(1, 2, 0)
+
+    # -- batches ----------------------------------------------------------------------------------
+    def _map(self, fn: Callable[[Tensor], Tensor], points: Tensor):
+        if self.vectorize:
+            try:
+                return torch.func.vmap(fn)(points)
+            except MODEL_ERRORS + (NotImplementedError,) as err:
+                logger.info("forward model not vectorisable (%s); evaluating one parameter set at a time", err)
+                self.vectorize = False
+        results = [self._guarded(fn, point) for point in points]
+        template = next((r for r in results if r is not None), None)
+        if template is None:
+            raise FloatingPointError("the forward model failed at every parameter set")
+        return _stack_filled(results, template)
+
+    @staticmethod
+    def _guarded(fn: Callable, point: Tensor):
+        try:
+            return fn(point)
+        except MODEL_ERRORS as err:
+            logger.debug("forward model failed: %s", err)
+            return None
+
+    def __call__(self, thetas: Tensor, basis: Tensor) -> tuple[Tensor, Tensor]:
+        """(f (B, c, n_y), J (B, c, n_y, n_free)) at the rows of ``thetas`` (B, P); NaN where g failed."""
+        if self.jacobian == "finite_difference":
+            pairs = [self._guarded(lambda t: self._fd_one(t, basis), theta) for theta in thetas]
+            template = next((p for p in pairs if p is not None), None)
+            if template is None:
+                raise FloatingPointError("the forward model failed at every parameter set")
+            f, jac = _stack_filled(pairs, template)
+            return f, jac
+        f, jac = self._map(self._autodiff_one, thetas)
+        return f, jac @ basis
+
+
+def _stack_filled(results: list, template) -> Tensor | tuple[Tensor, ...]:
+    """Stack per-point results, NaN-filling the failed (None) ones like ``template``."""
+    if isinstance(template, tuple):
+        return tuple(_stack_filled([None if r is None else r[i] for r in results], t) for i, t in enumerate(template))
+    return torch.stack([torch.full_like(template, float("nan")) if r is None else r for r in results])
+
+
+def probe(fn: Callable, theta: Tensor) -> str:
+    """How to differentiate a user's forward model: "autodiff" if it maps tensors to tensors, else
+    "finite_difference" (a NumPy model; it is then wrapped to take and return tensors)."""
+    try:
+        out = fn(theta)
+    except TypeError:
+        return "finite_difference"
+    return "autodiff" if isinstance(out, Tensor) else "finite_difference"
