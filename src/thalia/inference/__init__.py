@@ -1,1 +1,23 @@
-"""Bayesian inversion of any forward model y = g(θ) with Gaussian priors."""
+"""Bayesian inversion of any forward model y = g(θ) with Gaussian priors.
+
+* :func:`variational_laplace` / :func:`variational_laplace_batch` — SPM's ``spm_nlsi_GN`` scheme
+  (Gauss–Newton with Levenberg–Marquardt-like steps, noise precisions with hyperpriors, free energy).
+* :func:`fit_spectrum` / :func:`fit_spectra` — TCM, CMC or CMM_NMDA fitted to spectra.
+* :class:`Posterior` — mean, covariance, F and its parts, status, trace, save/load.
+"""
+
+from thalia.inference.fit import variational_laplace, variational_laplace_batch
+from thalia.inference.noise import csd_component, identity_component
+from thalia.inference.posterior import Posterior, Status
+from thalia.inference.spectral import fit_spectra, fit_spectrum
+
+__all__ = [
+    "variational_laplace",
+    "variational_laplace_batch",
+    "fit_spectrum",
+    "fit_spectra",
+    "Posterior",
+    "Status",
+    "csd_component",
+    "identity_component",
+]

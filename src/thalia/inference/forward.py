@@ -9,8 +9,9 @@ returning a tensor y of any shape, real or complex (e.g. a CSD (F, n, n)). Infer
 :class:`ForwardJacobian` evaluates g and dg/dθ·V (V: the (P, n_free) basis of the free parameter
 directions) for a batch of θ by
 
-* ``"autodiff"`` (default): reverse-mode automatic differentiation (``torch.func.jacrev``), vectorised
-  over the batch with ``torch.func.vmap`` when the model allows it;
+* ``"autodiff"`` (default): forward-mode automatic differentiation, one Jacobian-vector product per
+  free direction (``torch.func.jvp`` under ``vmap``), vectorised over the batch as well when the
+  model allows it;
 * ``"finite_difference"``: forward differences along each free direction with SPM's step e⁻⁸
   (``spm_diff``), for models that are not differentiable (e.g. NumPy code) or to reproduce SPM.
 
@@ -73,12 +74,13 @@ class ForwardJacobian:
     def _real(self, theta: Tensor) -> Tensor:
         return real_view(self.fn(theta)).to(theta.dtype)
 
-    def _autodiff_one(self, theta: Tensor) -> tuple[Tensor, Tensor]:
-        def with_aux(t: Tensor) -> tuple[Tensor, Tensor]:
-            y = self._real(t)
-            return y, y
+    def _autodiff_one(self, theta: Tensor, basis: Tensor) -> tuple[Tensor, Tensor]:
+        """Forward mode: one Jacobian-vector product per free direction (the columns of ``basis``)."""
 
-        jac, value = torch.func.jacrev(with_aux, has_aux=True)(theta)
+        def directional(v: Tensor) -> tuple[Tensor, Tensor]:
+            return torch.func.jvp(self._real, (theta,), (v,))
+
+        value, jac = torch.func.vmap(directional, in_dims=1, out_dims=(None, -1))(basis)
         return value, jac
 
     def _fd_one(self, theta: Tensor, basis: Tensor) -> tuple[Tensor, Tensor]:
@@ -117,8 +119,7 @@ class ForwardJacobian:
                 raise FloatingPointError("the forward model failed at every parameter set")
             f, jac = _stack_filled(pairs, template)
             return f, jac
-        f, jac = self._map(self._autodiff_one, thetas)
-        return f, jac @ basis
+        return self._map(lambda theta: self._autodiff_one(theta, basis), thetas)
 
 
 def _stack_filled(results: list, template) -> Tensor | tuple[Tensor, ...]:

@@ -135,6 +135,19 @@ class NeuralMassModel(abc.ABC):
         state = self.expansion_point(t) if x is None else as_float_tensor("x", x, (self.n_states,))
         return spm_spectral.spectral_response(self, t, freqs, state, jacobian=jacobian, delay=delay)
 
+    def spectrum_function(self, freqs: Any, **options: Any):
+        """A pure function θ (space.size,) -> CSD tensor (F, n_channels, n_channels) for inversion:
+        differentiable by automatic differentiation and vmap-safe where the model allows (``options``
+        as :meth:`spectral_response`)."""
+        freqs = check_frequencies("freqs", freqs)
+
+        def csd(theta: Tensor) -> Tensor:
+            t = self.space.unpack(theta)
+            x = self.expansion_point(t)
+            return spm_spectral.spectral_response(self, t, freqs.to(theta), x, **options).csd
+
+        return csd
+
     def modal_csd(self, p: Mapping[str, Any], freqs: Any, **options: Any) -> CSD:
         """The CSD of :meth:`spectral_response` as a :class:`~thalia.spectra.CSD`."""
         response = self.spectral_response(p, freqs, **options)

@@ -512,6 +512,21 @@ class TCM(NeuralMassModel):
                 residual[k] = fixed_residual
         return csd, residual
 
+    def spectrum_function(self, freqs: Any, *, n_iter: int = 12, tol: float = 1e-6, **options: Any):
+        """Pure θ -> CSD tensor (F, n_ch, n_ch) for inversion (fixed point by ``n_iter`` Newton steps
+        plus the implicit step): NaN where the fixed point is not found to max|f| <= ``tol``, so that
+        an inversion backs off instead of using a wrong spectrum. ``options`` (e.g. ``jacobian``,
+        ``delay``) select SPM's modal spectral mode instead of the transfer-function one."""
+        if options:
+            return super().spectrum_function(freqs, **options)
+        freqs = check_frequencies("freqs", freqs)
+
+        def csd(theta: Tensor) -> Tensor:
+            value, residual = self.csd_tensor(self.space.unpack(theta), freqs.to(theta), n_iter, return_residual=True)
+            return torch.where(residual <= tol, value, torch.full_like(value, float("nan")))
+
+        return csd
+
     def transfer(self, p: Mapping[str, Any], freqs: Any, *, x: Any = None, method: str = "schur") -> Tensor:
         """Transfer function H(f) (F, n_channels, n_inputs·ns) at the fixed point (or at ``x``)."""
         freqs = check_frequencies("freqs", freqs)
