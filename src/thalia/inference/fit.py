@@ -43,9 +43,8 @@ def _prior(prior_mean: Any, prior_cov: Any) -> tuple[Tensor, Tensor]:
         raise ValueError(
             f"Invalid shape for 'prior_cov': expected ({n}, {n}) or the variances ({n},), got {tuple(cov.shape)}."
         )
-    if not bool(torch.allclose(cov, cov.T)) or float(torch.linalg.eigvalsh(cov).min()) < -1e-10 * float(
-        cov.abs().max()
-    ):
+    negative = float(torch.linalg.eigvalsh((cov + cov.T) / 2).min()) < -1e-10 * float(cov.abs().max())
+    if not bool(torch.allclose(cov, cov.T)) or negative:
         raise ValueError("Invalid value for 'prior_cov': expected a symmetric positive semi-definite matrix.")
     if not bool((torch.diagonal(cov) > 0).any()):
         raise ValueError("Invalid value for 'prior_cov': every prior variance is 0, so there is nothing to fit.")

@@ -37,7 +37,8 @@ def _model(model: Any, priors: Any):
         return MODELS[name](), name
     if not hasattr(model, "spectrum_function") or not hasattr(model, "space"):
         raise ValueError(
-            f"Invalid value for 'model': allowed 'tcm', 'cmc', 'cmm_nmda' or a neural mass model instance, got {model!r}."
+            "Invalid value for 'model': allowed 'tcm', 'cmc', 'cmm_nmda' or a neural mass model instance, "
+            f"got {model!r}."
         )
     return model, getattr(model, "name", type(model).__name__).lower()
 

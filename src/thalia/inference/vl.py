@@ -225,7 +225,11 @@ def m_step(problem: Problem, rows: Tensor, J: Tensor, e: Tensor, h: Tensor, Q: T
         Ch = symmetric_inverse(-dFdhh)
         step = local_linear_step(dFdhh, dFdh, 4.0).clamp(-1.0, 1.0)
         current = (iS, Cp, Ch, d)
-        out = current if out is None else tuple(torch.where(_expand(still, c), c, o) for c, o in zip(current, out))
+        out = (
+            current
+            if out is None
+            else tuple(torch.where(_expand(still, c), c, o) for c, o in zip(current, out, strict=True))
+        )
         h = torch.where(still[:, None], h + step, h)
         still = still & ((dFdh * step).sum(-1) >= settings.mstep_tol)
         if not bool(still.any()):
