@@ -63,7 +63,8 @@ def as_float_tensor(
         if isinstance(value, torch.Tensor):
             tensor = value.to(dtype=dtype, device=device)
         else:
-            tensor = torch.as_tensor(np.asarray(value, dtype=float), dtype=dtype, device=device)
+            array = np.asarray(value, dtype=float)
+            tensor = torch.as_tensor(array if array.flags.writeable else array.copy(), dtype=dtype, device=device)
     except (TypeError, ValueError) as err:
         raise ValueError(
             f"Invalid value for {name!r}: expected a real array"

@@ -3,6 +3,9 @@
 * :func:`variational_laplace` / :func:`variational_laplace_batch` — SPM's ``spm_nlsi_GN`` scheme
   (Gauss–Newton with Levenberg–Marquardt-like steps, noise precisions with hyperpriors, free energy).
 * :func:`fit_spectrum` / :func:`fit_spectra` — TCM, CMC or CMM_NMDA fitted to spectra.
+* :func:`fit_variational_laplace_thermo` — tempered VL with a thermodynamic-integration log evidence.
+* :mod:`~thalia.inference.bmr` (Bayesian model reduction), :mod:`~thalia.inference.peb` (parametric
+  empirical Bayes over subjects' posteriors).
 * :class:`Posterior` — mean, covariance, F and its parts, status, trace, save/load.
 """
 
@@ -10,11 +13,13 @@ from thalia.inference.fit import variational_laplace, variational_laplace_batch
 from thalia.inference.noise import csd_component, identity_component
 from thalia.inference.posterior import Posterior, Status
 from thalia.inference.spectral import fit_spectra, fit_spectrum
+from thalia.inference.thermo import fit_variational_laplace_thermo
 
 __all__ = [
     "variational_laplace",
     "variational_laplace_batch",
     "fit_spectrum",
+    "fit_variational_laplace_thermo",
     "fit_spectra",
     "Posterior",
     "Status",

@@ -20,9 +20,13 @@ def logdet(matrix: Tensor) -> Tensor:
     Works for symmetric positive or negative definite matrices and for products of two symmetric
     positive definite ones (non-symmetric), as the free energy needs.
     """
-    s = torch.linalg.svdvals(matrix)
+    finite = torch.isfinite(matrix).flatten(-2).all(-1)
+    eye = torch.eye(matrix.shape[-1], dtype=matrix.dtype, device=matrix.device)
+    s = torch.linalg.svdvals(torch.where(finite[..., None, None], matrix, eye))
+    s = torch.where(finite[..., None], s, torch.full_like(s, float("nan")))
     keep = (s > LOGDET_TOL) & (s < 1.0 / LOGDET_TOL)
-    return torch.where(keep, torch.log(torch.where(keep, s, torch.ones_like(s))), torch.zeros_like(s)).sum(-1)
+    logs = torch.where(keep, torch.log(torch.where(keep, s, torch.ones_like(s))), torch.zeros_like(s)).sum(-1)
+    return torch.where(finite, logs, torch.full_like(logs, float("nan")))
 
 
 def local_linear_step(hessian: Tensor, gradient: Tensor, log_time: Tensor | float) -> Tensor:
@@ -47,7 +51,7 @@ def local_linear_step(hessian: Tensor, gradient: Tensor, log_time: Tensor | floa
     expm_step = torch.linalg.matrix_exp(augmented)[..., 1:, 0]
     large = t > MAX_STEP_TIME
     if bool(large.any()):
-        newton = -torch.linalg.lstsq(hessian, gradient[..., None]).solution[..., 0]
+        newton = -(torch.linalg.pinv(hessian) @ gradient[..., None])[..., 0]
         expm_step = torch.where(large[..., None], newton, expm_step)
     return expm_step
 

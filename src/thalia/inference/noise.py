@@ -9,10 +9,11 @@ log-precisions h under a Gaussian hyperprior (SPM's ``spm_nlsi_GN``). Two helper
   j_b) at the same frequency (0 otherwise), regularised and inverted: Q = (Qc + ‖Qc‖₁/32·I)⁻¹. For one
   channel this is diag(1 / (S(w)² + max S²/32)).
 
-Robust noise (``noise="student_t"``) rescales the precision per data point by the Student-t
-scale-mixture weights wᵢ = (ν + 1) / (ν + Πᵢᵢ·rᵢ²) of the current residuals r (iteratively reweighted
-least squares): a point far outside the noise level (a mains line, an artefact peak) loses weight,
-well-fitted points keep weight ≈ 1 + 1/ν. The free energy is then that of the reweighted Gaussian.
+Robust noise (``noise="student_t"``) rescales the precision per data point by Student-t
+scale-mixture weights wᵢ = (ν + 1) / (ν + zᵢ²) of the current residuals, with zᵢ² = Πᵢᵢrᵢ² relative to
+its median over the data (iteratively reweighted least squares): a point far outside the rest of the
+fit (a mains line, an artefact peak) loses weight, typical points keep weight ≈ 1. The free energy is
+then that of the reweighted Gaussian (comparable between fits with the same weights only).
 """
 
 from __future__ import annotations
@@ -53,6 +54,12 @@ def check_noise(noise: str, dof: float) -> tuple[str, float]:
 
 
 def student_t_weights(residual: Tensor, precision: Tensor, dof: float) -> Tensor:
-    """Scale-mixture weights (B, n_y) from residuals (B, c, n_y) and precisions Π (B, n_y, n_y)."""
-    squared = (residual**2).sum(-2)
-    return (dof + 1.0) / (dof + torch.diagonal(precision, dim1=-2, dim2=-1) * squared)
+    """Scale-mixture weights (B, n_y) from residuals (B, c, n_y) and precisions Π (B, n_y, n_y).
+
+    Residuals are measured against their median scaled size, z² = Πᵢᵢrᵢ² / median(Πr²), so the
+    weights (ν + 1)/(ν + z²) single out points that are outliers relative to the rest of the fit
+    (the overall noise level is the noise precision's job).
+    """
+    squared = torch.diagonal(precision, dim1=-2, dim2=-1) * (residual**2).sum(-2)
+    scale = squared.median(-1, keepdim=True).values.clamp_min(torch.finfo(squared.dtype).tiny)
+    return (dof + 1.0) / (dof + squared / scale)

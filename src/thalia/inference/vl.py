@@ -171,9 +171,10 @@ class _State:
 
 def _quad(a: Tensor, m: Tensor, b: Tensor) -> Tensor:
     """Σ_c a_cᵀ·M·b_c for real views a (..., c, n, [k]) and b, M (..., n, n)."""
-    if a.ndim == m.ndim:  # vectors (..., c, n)
-        return torch.einsum("...ci,...ij,...cj->...", a, m, b)
-    return torch.einsum("...cik,...ij,...cjl->...kl", a, m, b)
+    m = m.unsqueeze(-3)
+    if a.ndim == m.ndim - 1:  # vectors (..., c, n)
+        return ((a.unsqueeze(-2) @ m)[..., 0, :] * b).sum((-1, -2))
+    return (a.transpose(-1, -2) @ (m @ b)).sum(-3)
 
 
 def _precision(Q: Tensor, h: Tensor) -> Tensor:
@@ -218,7 +219,8 @@ def m_step(problem: Problem, rows: Tensor, J: Tensor, e: Tensor, h: Tensor, Q: T
         ePe = _quad(e[:, None], P, e[:, None])
         trace_cp = (Cp[:, None] * JPJ.transpose(-1, -2)).sum((-1, -2))
         dFdh0 = beta[:, None] * (trace_ps / 2 - ePe / 2 - trace_cp / 2)
-        dFdhh = -beta[:, None, None] * torch.einsum("bijk,blkj->bil", PS, PS) / 2 + torch.diag_embed(dFdh0)
+        dFdhh = -beta[:, None, None] * (PS[:, :, None] * PS[:, None].transpose(-1, -2)).sum((-1, -2)) / 2
+        dFdhh = dFdhh + torch.diag_embed(dFdh0)
         d = h - hE
         dFdh = dFdh0 - d @ ihC.T
         dFdhh = dFdhh - ihC
@@ -314,6 +316,10 @@ def run(
         p = state.p[rows]
         L = free_energy(problem, rows, e, p, iS, Cp, Ch, d)
         F = L.sum(-1)
+        if k == 1 and not bool(torch.isfinite(F).all()):
+            bad = ~torch.isfinite(F)
+            _fail(state, rows[bad], k, "the free energy is not finite (data or prediction too extreme)")
+            rows, F, L, f, J, e, iS, Cp, Ch, p = (t[~bad] for t in (rows, F, L, f, J, e, iS, Cp, Ch, p))
         _accept_and_step(problem, state, rows, k, F, L, p, f, J, e, iS, Cp, Ch)
         if progress is not None:
             progress.update(1)
@@ -321,13 +327,13 @@ def run(
     return _finish(problem, state, time.perf_counter() - start)
 
 
-def _fail(state: _State, rows: Tensor, k: int) -> None:
+def _fail(state: _State, rows: Tensor, k: int, reason: str | None = None) -> None:
+    where = "at the starting point" if k == 1 else f"at iteration {k}, after backing off 4 times"
     for r in rows.tolist():
         state.active[r] = False
         state.failed[r] = True
         state.iterations[r] = k
-        where = "at the starting point" if k == 1 else f"at iteration {k}, after backing off 4 times"
-        state.failure[r] = f"the forward model returned non-finite values or Jacobian {where}"
+        state.failure[r] = reason or f"the forward model returned non-finite values or Jacobian {where}"
 
 
 def _accept_and_step(problem, state, rows, k, F, L, p, f, J, e, iS, Cp, Ch) -> None:
