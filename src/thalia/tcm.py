@@ -14,6 +14,8 @@ A thin facade over :class:`thalia.mass.TCM`::
     w = np.linspace(1, 100, 128)
     G = laplace_transfer_function(P, M, w)   # complex CSD, (len(w), n_channels, n_channels)
 
+    m, V, diagnostics = fit_variational_laplace_thermo(y, forward_model, m0, S0)   # see thalia.inference
+
 ``P`` is a dict of NumPy arrays named as in the original (A, AN, C, H, Hn, Gb, T, Mh, Hh, CV, S, E,
 leak, scale_NMDA, CT, TC, ID, J, L, a, b, c), all log-scale; a dict with only some of these names
 is merged into the defaults, and unknown names raise. ``M`` holds the model options: ``n_states``,
@@ -30,9 +32,17 @@ import numpy as np
 import torch
 
 from thalia._validation import as_float_tensor, check_frequencies
+from thalia.inference import fit_variational_laplace_thermo
 from thalia.mass import TCM
 
-__all__ = ["default_model", "tc_hilge2", "compute_jacobian", "compute_delays", "laplace_transfer_function"]
+__all__ = [
+    "default_model",
+    "tc_hilge2",
+    "compute_jacobian",
+    "compute_delays",
+    "laplace_transfer_function",
+    "fit_variational_laplace_thermo",
+]
 
 
 def default_model(ns: int = 1, *, firing: str = "smooth", **options: Any) -> tuple[dict[str, np.ndarray], dict]:

@@ -70,3 +70,25 @@ def test_jacobian_and_delays():
     np.testing.assert_allclose(B[[14, 15], 0], 1000.0 / 2.2)  # K_AMPA·exp(C), C = 0
     D = compute_delays(P, M)
     assert D[6, 0] == pytest.approx((8 + 2) / 1000)  # V_RT <- V_SS: CT + ID(SS)
+
+
+def test_seed_thermodynamic_fit_runs_as_written():
+    """The seed's step 3, ``m, V, diagnostics = fit_variational_laplace_thermo(y, forward_model, m0, S0)``,
+    with a NumPy forward model over two TCM parameters (the CT and TC delays): it recovers them."""
+    from thalia.tcm import default_model, fit_variational_laplace_thermo, laplace_transfer_function
+
+    P, M = default_model(ns=1)
+    w = np.arange(2.0, 60.0, 2.0)
+
+    def forward_model(m):
+        return laplace_transfer_function({**P, "CT": m[0], "TC": m[1]}, M, w)[:, 0, 0].real
+
+    truth = np.array([0.3, -0.2])
+    y = forward_model(truth)
+    m0, S0 = np.zeros(2), np.eye(2) / 4
+    m, V, diagnostics = fit_variational_laplace_thermo(
+        y, forward_model, m0, S0, n_stages=4, precision_components=np.diag(1 / y**2)
+    )
+    assert isinstance(m, np.ndarray) and V.shape == (2, 2)
+    np.testing.assert_allclose(m, truth, atol=0.02)
+    assert diagnostics["converged"] and np.isfinite(diagnostics["log_evidence"])

@@ -89,3 +89,14 @@ def test_prediction_matches_spm_posterior_prediction(fitted, problem):
     assert np.abs(predicted / fit["post_pred_re"] - 1).max() < 1e-4
     assert posterior.explained_variance > 0.9999
     assert torch.equal(posterior.freqs, torch.as_tensor(fit["Hz"], dtype=torch.float64))
+
+
+def test_summary_gives_natural_units(fitted):
+    _, posterior, priors, _ = fitted
+    labels = priors.space.vector_labels()
+    k = labels.index("T(1,3)")
+    lo, hi = posterior.credible_interval(0.9)
+    line = next(row for row in posterior.summary().splitlines() if row.startswith("T(1,3)"))
+    value = 16.0 * np.exp(float(posterior.mean[k]))  # SPM's CMC time constant 16 ms · exp(T)
+    assert f"{value:.4g} ms" in line
+    assert f"[{16.0 * np.exp(float(lo[k])):.4g}, {16.0 * np.exp(float(hi[k])):.4g}]" in line

@@ -138,7 +138,8 @@ def fit_spectra(
         model_name=name,
         **options,
     )
-    return [p.with_(freqs=freqs) for p in posteriors]
+    natural = model.natural_units() if hasattr(model, "natural_units") else {}
+    return [p.with_(freqs=freqs, natural=natural) for p in posteriors]
 
 
 def fit_spectrum(

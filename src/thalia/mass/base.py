@@ -135,6 +135,22 @@ class NeuralMassModel(abc.ABC):
         state = self.expansion_point(t) if x is None else as_float_tensor("x", x, (self.n_states,))
         return spm_spectral.spectral_response(self, t, freqs, state, jacobian=jacobian, delay=delay)
 
+    #: Natural units of parameters: name -> function(index tuple) -> (kind, scale, unit), where the
+    #: value is scale·exp(θ) ("log") or scale·θ ("linear"). Used by posterior summaries.
+    natural_scales: dict = {}
+
+    def natural_units(self) -> dict[str, tuple[str, float, str]]:
+        """Per parameter label: (kind, scale, unit) with value = scale·exp(θ) or scale·θ."""
+        out = {}
+        for spec in self.space.specs:
+            rule = self.natural_scales.get(spec.name)
+            if rule is None:
+                continue
+            for index, label in zip(spec.indices(), spec.entry_labels(), strict=True):
+                kind, scale, unit = rule(index)
+                out[label] = (kind, float(scale), unit)
+        return out
+
     def spectrum_function(self, freqs: Any, **options: Any):
         """A pure function θ (space.size,) -> CSD tensor (F, n_channels, n_channels) for inversion:
         differentiable by automatic differentiation and vmap-safe where the model allows (``options``

@@ -152,6 +152,14 @@ class CMC(SPMModel):
         return [f"{name}[{i}]" for name in STATE_NAMES for i in range(self.n_sources)]
 
     # -- dynamics --------------------------------------------------------------------------------
+    natural_scales = {
+        "T": lambda i: ("log", TIME_CONSTANTS_MS[i[1]], "ms"),
+        "G": lambda i: ("log", INTRINSIC_GAINS[FREE_GAIN_COLUMNS[i[1]]], "/s"),
+        "D": lambda i: ("log", 1.0 if i[0] == i[1] else 8.0, "ms"),
+        "S": lambda i: ("log", SIGMOID_SLOPE, "/mV"),
+        "L": lambda i: ("linear", 1.0, ""),
+    }
+
     def flow(self, x: Tensor, u: Tensor, p: Mapping[str, Tensor]) -> Tensor:
         """dx/dt of ``spm_fx_cmc`` (pure; differentiable in x, u and every parameter)."""
         like = dict(dtype=x.dtype, device=x.device)

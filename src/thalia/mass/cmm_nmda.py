@@ -134,6 +134,10 @@ class CMMNMDA(SPMModel):
     states_per_source = 16
     delay_method = "first_order"
     spm_delay_method = "first_order"
+    natural_scales = {
+        "T": lambda i: ("log", TAU_MS[i[1]], "ms"),
+        "L": lambda i: ("linear", 1.0, ""),
+    }
 
     def __init__(self, n_sources: int = 1, forward: Any = None, backward: Any = None, expansion: str = "spm"):
         self.n_sources = check_positive_int("n_sources", n_sources)

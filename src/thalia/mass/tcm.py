@@ -123,6 +123,15 @@ class TCM(NeuralMassModel):
     """
 
     name = "tcm"
+    natural_scales = {
+        "T": lambda i: ("log", K.TAU_MS[i[1]], "ms"),
+        "CT": lambda i: ("log", 8.0, "ms"),
+        "TC": lambda i: ("log", 3.0, "ms"),
+        "H": lambda i: ("log", 1.0, "× gain"),
+        "Hn": lambda i: ("log", 1.0, "× gain"),
+        "Gb": lambda i: ("log", 1.0, "× gain"),
+        "L": lambda i: ("log", 1.0, "× gain"),
+    }
 
     def __init__(
         self,
