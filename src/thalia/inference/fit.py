@@ -123,7 +123,16 @@ def variational_laplace_batch(
     betas = torch.broadcast_to(as_float_tensor("beta", beta), (batch,)).clone()
     if bool((betas <= 0).any()) or bool((betas > 1).any()):
         raise ValueError(f"Invalid value for 'beta': expected temperatures in (0, 1], got {betas.tolist()}.")
-    problem = vl.Problem(y_real, means, cov, q, h_mean, h_cov, betas)
+    device = ys.device  # everything follows the data's device (explicit: move the data to move the fit)
+    problem = vl.Problem(
+        y_real,
+        means.to(device),
+        cov.to(device),
+        q.to(device),
+        h_mean.to(device),
+        None if h_cov is None else h_cov.to(device),
+        betas.to(device),
+    )
     settings = vl.VLSettings(
         max_iter=check_positive_int("max_iter", max_iter),
         tol=check_positive_float("tol", tol),
@@ -150,12 +159,13 @@ def _starts(init: Any, problem: vl.Problem, batch: int) -> tuple[Tensor | None, 
         raise ValueError(f"Invalid value for 'init': expected {batch} starting points, got {len(items)}.")
     p0 = problem.prior_mean.new_zeros(batch, problem.n_free)
     h0 = problem.hE.clone()
+    device = p0.device
     size = problem.prior_mean.shape[1]
     for k, item in enumerate(items):
         if item is None:
             continue
         start = item.mean if isinstance(item, Posterior) else item
-        start = as_float_tensor("init", start, (size,))
+        start = as_float_tensor("init", start, (size,), device=device)
         p0[k] = (start - problem.prior_mean[k]) @ problem.basis
         if isinstance(item, Posterior) and item.noise_log_precision.shape == h0[k].shape and problem.hC is not None:
             h0[k] = item.noise_log_precision.to(h0)

@@ -101,11 +101,13 @@ def fit_spectra(
     priors: ParamSpace | ParameterSet | None = None,
     mode: str = "exact",
     init: Sequence[Posterior | None] | None = None,
+    device: torch.device | str | None = None,
     **options: Any,
 ) -> list[Posterior]:
     """Fit one model to many spectra in one batched call (one Posterior per spectrum).
 
-    All spectra must share frequencies and channels. Options as :func:`fit_spectrum`.
+    All spectra must share frequencies and channels. Options as :func:`fit_spectrum`; ``device``
+    (e.g. ``"cuda"``) runs the whole batch there (default: where the data are, i.e. the CPU for arrays).
     """
     check_option("mode", mode, MODES)
     model, name = _model(model, priors)
@@ -124,6 +126,8 @@ def fit_spectra(
     forward = _forward(model, data[0], mode)
     ys = torch.stack([d.data for d in data])
     q = torch.stack([csd_component(d.data) for d in data])
+    if device is not None:
+        ys, q = ys.to(device), q.to(device)
     jacobian = "finite_difference" if mode == "spm" else "autodiff"
     posteriors = variational_laplace_batch(
         forward,
