@@ -209,6 +209,7 @@ class Posterior:
             "natural": {k: list(v) for k, v in self.natural.items()},
             "seconds": self.seconds,
         }
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".partial.npz")
         np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
         tmp.replace(path)  # never a half-written file under the final name
