@@ -27,7 +27,7 @@ import torch
 
 from thalia._logging import logger, set_verbose
 from thalia._validation import as_float_tensor, check_positive_int
-from thalia.inference.fit import _components, _data, _numpy_model, variational_laplace
+from thalia.inference.fit import _components, _data, _hyperprior, _numpy_model, variational_laplace
 from thalia.inference.forward import ForwardJacobian, probe, real_view
 from thalia.inference.posterior import Posterior
 
@@ -216,10 +216,6 @@ def fit_variational_laplace_thermo(
 
 def _prior_stage(template: Posterior, mean0: Tensor, hE: Any, hC: Any, n_h: int) -> Posterior:
     """β = 0: the prior, as a Posterior-shaped record."""
-    h = torch.broadcast_to(torch.as_tensor(hE, dtype=torch.float64).reshape(-1), (n_h,)).clone()
-    if hC is None or (np.ndim(hC) == 0 and float(hC) == 0.0):
-        h_cov = torch.zeros(n_h, n_h, dtype=torch.float64)
-    else:
-        c = torch.as_tensor(hC, dtype=torch.float64)
-        h_cov = torch.diag(torch.broadcast_to(c.reshape(-1), (n_h,))) if c.ndim <= 1 else c
-    return template.with_(mean=mean0, cov=template.prior_cov, noise_log_precision=h, noise_cov=h_cov)
+    h, h_cov = _hyperprior(hE, hC, n_h, 1)
+    h_cov = torch.zeros(n_h, n_h, dtype=h.dtype) if h_cov is None else h_cov
+    return template.with_(mean=mean0, cov=template.prior_cov, noise_log_precision=h[0], noise_cov=h_cov)
