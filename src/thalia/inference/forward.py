@@ -60,12 +60,21 @@ class ForwardJacobian:
         model cannot be vmapped).
     step : float
         Finite-difference step (default SPM's e⁻⁸).
+    chunk_size : int
+        Most model evaluations per vmap call (bounds the memory of large batches).
     """
 
     def __init__(
-        self, fn: ForwardFn, *, jacobian: str = "autodiff", vectorize: bool = True, step: float = FD_STEP
+        self,
+        fn: ForwardFn,
+        *,
+        jacobian: str = "autodiff",
+        vectorize: bool = True,
+        step: float = FD_STEP,
+        chunk_size: int = 1024,
     ) -> None:
         self.fn = fn
+        self.chunk_size = chunk_size
         self.jacobian = check_option("jacobian", jacobian, JACOBIANS)
         self.vectorize = vectorize
         self.step = step
@@ -80,19 +89,48 @@ class ForwardJacobian:
         def directional(v: Tensor) -> tuple[Tensor, Tensor]:
             return torch.func.jvp(self._real, (theta,), (v,))
 
-        value, jac = torch.func.vmap(directional, in_dims=1, out_dims=(None, -1))(basis)
-        return value, jac
+        return torch.func.vmap(directional, in_dims=1, out_dims=(None, -1))(basis)
 
-    def _fd_one(self, theta: Tensor, basis: Tensor) -> tuple[Tensor, Tensor]:
-        points = torch.cat([theta[None], theta[None] + self.step * basis.T])
-        values = self._map(self._real, points)
-        return values[0], ((values[1:] - values[0]) / self.step).permute(1, 2, 0)
+    def _fd(self, thetas: Tensor, basis: Tensor) -> tuple[Tensor, Tensor]:
+        """Forward differences for every row of ``thetas``: all (1 + n_free)·B points in one map."""
+        B, n = thetas.shape[0], basis.shape[1]
+        points = torch.cat([thetas[:, None], thetas[:, None] + self.step * basis.T[None]], 1)
+        values = self._map(self._real, points.reshape(B * (n + 1), -1))
+        values = values.reshape(B, n + 1, *values.shape[1:])
+        return values[:, 0], ((values[:, 1:] - values[:, :1]) / self.step).movedim(1, -1)
+
+    def _pairs(self, primals: Tensor, tangents: Tensor) -> tuple[Tensor, Tensor]:
+        """(g(θ), dg(θ)·v) for rows of (θ, v) pairs in one flat vmap, in chunks.
+
+        Fits × directions are flattened into one vmap level (the model runs once per pair): nesting a
+        vmap over fits around a vmap over directions gives wrong rows in PyTorch 2.13 (e.g.
+        ``vmap(jacfwd(f))`` where f calls ``torch.linalg.solve(A(θ), B)`` with a constant B), and
+        ``vmap(jacrev(f))``, though right, is ~5× slower than a loop.
+        """
+
+        def one(theta: Tensor, tangent: Tensor) -> tuple[Tensor, Tensor]:
+            return torch.func.jvp(self._real, (theta,), (tangent,))
+
+        return torch.func.vmap(one, chunk_size=self.chunk_size)(primals, tangents)
+
+    def _autodiff(self, thetas: Tensor, basis: Tensor) -> tuple[Tensor, Tensor]:
+        if len(thetas) == 1 or not self.vectorize:
+            return self._map(lambda theta: self._autodiff_one(theta, basis), thetas, vectorize=False)
+        B, n = thetas.shape[0], basis.shape[1]
+        try:
+            values, derivatives = self._pairs(thetas.repeat_interleave(n, 0), basis.T.repeat(B, 1))
+        except MODEL_ERRORS + (NotImplementedError,) as err:
+            logger.warning("forward model not vectorisable (%s); evaluating one parameter set at a time", err)
+            self.vectorize = False
+            return self._autodiff(thetas, basis)
+        values = values.reshape(B, n, *values.shape[1:])[:, 0]
+        return values, derivatives.reshape(B, n, *derivatives.shape[1:]).movedim(1, -1)
 
     # -- batches ----------------------------------------------------------------------------------
-    def _map(self, fn: Callable[[Tensor], Tensor], points: Tensor):
-        if self.vectorize:
+    def _map(self, fn: Callable[[Tensor], Tensor], points: Tensor, vectorize: bool | None = None):
+        if self.vectorize if vectorize is None else vectorize:
             try:
-                return torch.func.vmap(fn)(points)
+                return torch.func.vmap(fn, chunk_size=self.chunk_size)(points)
             except MODEL_ERRORS + (NotImplementedError,) as err:
                 logger.info("forward model not vectorisable (%s); evaluating one parameter set at a time", err)
                 self.vectorize = False
@@ -113,13 +151,8 @@ class ForwardJacobian:
     def __call__(self, thetas: Tensor, basis: Tensor) -> tuple[Tensor, Tensor]:
         """(f (B, c, n_y), J (B, c, n_y, n_free)) at the rows of ``thetas`` (B, P); NaN where g failed."""
         if self.jacobian == "finite_difference":
-            pairs = [self._guarded(lambda t: self._fd_one(t, basis), theta) for theta in thetas]
-            template = next((p for p in pairs if p is not None), None)
-            if template is None:
-                raise FloatingPointError("the forward model failed at every parameter set")
-            f, jac = _stack_filled(pairs, template)
-            return f, jac
-        return self._map(lambda theta: self._autodiff_one(theta, basis), thetas)
+            return self._fd(thetas, basis)
+        return self._autodiff(thetas, basis)
 
 
 def _stack_filled(results: list, template) -> Tensor | tuple[Tensor, ...]:

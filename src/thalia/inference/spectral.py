@@ -138,7 +138,7 @@ def fit_spectra(
         jacobian=jacobian,
         init=init,
         labels=space.vector_labels(),
-        vectorize=getattr(model, "batchable", True) and mode == "exact",
+        vectorize=getattr(model, "batchable", True) and getattr(model, "vmap_jacobians", True) and mode == "exact",
         model_name=name,
         **options,
     )

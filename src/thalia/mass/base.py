@@ -135,6 +135,10 @@ class NeuralMassModel(abc.ABC):
         state = self.expansion_point(t) if x is None else as_float_tensor("x", x, (self.n_states,))
         return spm_spectral.spectral_response(self, t, freqs, state, jacobian=jacobian, delay=delay)
 
+    #: Whether a batch of fits evaluates its parameter Jacobians in one vmap over (fit, direction)
+    #: pairs (see :mod:`thalia.inference.forward`); models whose forward pass is dominated by a
+    #: per-parameter-set search (TCM's fixed point) are faster one fit at a time.
+    vmap_jacobians: bool = True
     #: Natural units of parameters: name -> function(index tuple) -> (kind, scale, unit), where the
     #: value is scale·exp(θ) ("log") or scale·θ ("linear"). Used by posterior summaries.
     natural_scales: dict = {}

@@ -123,6 +123,7 @@ class TCM(NeuralMassModel):
     """
 
     name = "tcm"
+    vmap_jacobians = False  # the fixed-point search would run once per (fit, direction) pair
     natural_scales = {
         "T": lambda i: ("log", K.TAU_MS[i[1]], "ms"),
         "CT": lambda i: ("log", 8.0, "ms"),
