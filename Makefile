@@ -39,6 +39,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/tcm_forward.py
 	$(BIN)/python benchmarks/spm_forward.py
+	$(BIN)/python benchmarks/inference.py --batch 100
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache build dist src/*.egg-info
