@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
+import sys
+from typing import Any
+
+import numpy as np
+import torch
 
 
 def cpu_model() -> str:
@@ -24,3 +30,24 @@ def load_average() -> list[float] | None:
         return [round(v, 2) for v in os.getloadavg()]
     except OSError:
         return None
+
+
+def environment(threads_requested: int, device: str = "cpu", **extra: Any) -> dict[str, Any]:
+    """Versions, machine, threads, device and load at the start of a benchmark run."""
+    cuda = str(device).startswith("cuda")
+    return {
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "threads_requested": threads_requested,
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if cuda else cpu_model(),
+        "cuda_version": torch.version.cuda,
+        "loadavg_start": load_average(),
+        "octave_available": shutil.which("octave") is not None,
+        **extra,
+    }

@@ -39,16 +39,13 @@ import json
 import logging
 import math
 import os
-import platform
-import shutil
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
-from _machine import cpu_model, load_average
+from _machine import environment, load_average
 
 from thalia.inference import csd_component, fit_spectra, fit_spectrum
 from thalia.mass import CMC, TCM, spm
@@ -92,23 +89,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda requested but torch.cuda.is_available() is False")
     return args
-
-
-def environment(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "platform": platform.platform(),
-        "cpu_model": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "threads_requested": args.threads,
-        "device": args.device,
-        "device_name": torch.cuda.get_device_name() if args.device == "cuda" else cpu_model(),
-        "loadavg_start": load_average(),
-        "octave_available": shutil.which("octave") is not None,
-    }
 
 
 def read_json(path: str) -> dict[str, Any]:
@@ -390,7 +370,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     log = install_log_counter()
     res: dict[str, Any] = {
         "config": {**vars(args), "draw_spread_sd": DRAW_SPREAD, "noise_log_precision": NOISE_LOG_PRECISION},
-        "environment": environment(args),
+        "environment": environment(args.threads, args.device),
         "spm_recorded": spm_reference(args.reference),
     }
     t0 = time.perf_counter()

@@ -34,16 +34,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import shutil
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
-from _machine import cpu_model
+from _machine import environment
 
 from thalia.mass import CMC, CMMNMDA, spm
 
@@ -77,21 +74,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.warmup < 0 or args.batch < 0:
         parser.error("--warmup and --batch must be >= 0")
     return args
-
-
-def environment(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "platform": platform.platform(),
-        "cpu_model": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "threads_requested": args.threads,
-        "loadavg_start": [round(v, 2) for v in os.getloadavg()],
-        "octave_available": shutil.which("octave") is not None,
-    }
 
 
 def read_json(path: str) -> dict[str, Any]:
@@ -273,7 +255,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     run_info = os.path.join(args.reference, "run_info.json")
     res: dict[str, Any] = {
         "config": {**vars(args), "freqs_hz": FREQS.tolist(), "modes": MODES},
-        "environment": environment(args),
+        "environment": environment(args.threads),
         "spm_run_info": read_json(run_info) if os.path.exists(run_info) else {},
     }
     res["spm_note"] = spm_note(res["environment"]["octave_available"])

@@ -35,9 +35,7 @@ import hashlib
 import json
 import math
 import os
-import platform
 import subprocess
-import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -45,7 +43,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _machine import cpu_model, load_average
+from _machine import environment, load_average
 
 from thalia.mass import TCM, tcm_flow
 from thalia.params import ParameterSet
@@ -91,24 +89,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     return args
-
-
-def environment(device: torch.device, threads: int) -> dict[str, Any]:
-    return {
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "platform": platform.platform(),
-        "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model(),
-        "cuda_version": torch.version.cuda,
-        "cpu_model": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "threads_requested": threads,
-        "loadavg_start": load_average(),
-        **provenance(),
-    }
 
 
 def provenance() -> dict[str, Any]:
@@ -556,7 +536,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda requested but torch.cuda.is_available() is False.")
-    env = environment(device, args.threads)
+    env = environment(args.threads, str(device), **provenance())
     warnings.simplefilter("ignore")  # non-converged draws are recorded, not warned about
     model = TCM()  # CPU: screening, the FD baseline, component timings, reference spectra
     freqs = torch.arange(1, args.n_freqs + 1, dtype=DTYPE)
