@@ -1,0 +1,133 @@
+"""Connectivity rules and weight distributions for projections (explicit NumPy generators)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def _choose_distinct(rng: np.random.Generator, n_pool: int, k: int, exclude: int | None) -> np.ndarray:
+    pool = n_pool - (exclude is not None)
+    if k > pool:
+        raise ValueError(f"Invalid value for 'k': expected at most {pool} distinct partners, got {k}.")
+    picks = rng.choice(pool, size=k, replace=False)
+    if exclude is not None:
+        picks = picks + (picks >= exclude)
+    return picks
+
+
+@dataclass(frozen=True)
+class FixedInDegree:
+    """Every target neuron receives exactly ``k`` distinct sources (no autapses within a population)."""
+
+    k: int
+
+    def build(self, n_pre: int, n_post: int, same: bool, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        pre = [_choose_distinct(rng, n_pre, self.k, j if same else None) for j in range(n_post)]
+        post = np.repeat(np.arange(n_post), self.k)
+        return np.concatenate(pre) if pre else np.zeros(0, int), post
+
+
+@dataclass(frozen=True)
+class Probability:
+    """Each (source, target) pair connected independently with probability ``p`` (no autapses)."""
+
+    p: float
+
+    def build(self, n_pre: int, n_post: int, same: bool, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        if not 0 <= self.p <= 1:
+            raise ValueError(f"Invalid value for 'p': expected a probability in [0, 1], got {self.p}.")
+        pres, posts = [], []
+        block = max(1, 2_000_000 // max(n_post, 1))
+        for start in range(0, n_pre, block):
+            mask = rng.random((min(block, n_pre - start), n_post)) < self.p
+            if same:
+                rows = np.arange(start, start + mask.shape[0])
+                mask[np.arange(mask.shape[0]), rows] = False
+            i, j = np.nonzero(mask)
+            pres.append(i + start)
+            posts.append(j)
+        return np.concatenate(pres), np.concatenate(posts)
+
+
+@dataclass(frozen=True)
+class OneToOne:
+    """Source i → target i (equal sizes)."""
+
+    def build(self, n_pre: int, n_post: int, same: bool, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        if n_pre != n_post:
+            raise ValueError(f"OneToOne needs equal population sizes, got {n_pre} → {n_post}.")
+        return np.arange(n_pre), np.arange(n_post)
+
+
+@dataclass(frozen=True)
+class Topographic:
+    """Each target draws ``k`` sources near its own position on a line (both populations mapped to
+    [0, 1)), with a Gaussian profile of width ``sigma`` (fraction of the map); no autapses."""
+
+    k: int
+    sigma: float = 0.1
+
+    def build(self, n_pre: int, n_post: int, same: bool, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        x_pre = (np.arange(n_pre) + 0.5) / n_pre
+        pres = []
+        for j in range(n_post):
+            d = x_pre - (j + 0.5) / n_post
+            p = np.exp(-0.5 * (d / self.sigma) ** 2)
+            if same:
+                p[j] = 0.0
+            p /= p.sum()
+            pres.append(rng.choice(n_pre, size=min(self.k, int((p > 0).sum())), replace=False, p=p))
+        return np.concatenate(pres), np.repeat(np.arange(n_post), [len(p) for p in pres])
+
+
+@dataclass(frozen=True)
+class Explicit:
+    """Given (pre, post) index arrays."""
+
+    pre: tuple
+    post: tuple
+
+    def build(self, n_pre: int, n_post: int, same: bool, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        pre, post = np.asarray(self.pre, dtype=np.int64), np.asarray(self.post, dtype=np.int64)
+        if pre.shape != post.shape or pre.ndim != 1:
+            raise ValueError("Explicit connectivity needs two 1-D index arrays of equal length.")
+        if len(pre) and (pre.min() < 0 or pre.max() >= n_pre or post.min() < 0 or post.max() >= n_post):
+            raise ValueError(f"Explicit connectivity indices out of range for {n_pre} → {n_post} neurons.")
+        return pre, post
+
+
+@dataclass(frozen=True)
+class Normal:
+    """Weights ~ N(mean, sd) clipped at ``minimum`` (nS)."""
+
+    mean: float
+    sd: float
+    minimum: float = 0.0
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return np.maximum(rng.normal(self.mean, self.sd, n), self.minimum)
+
+
+@dataclass(frozen=True)
+class LogNormal:
+    """Weights log-normal with the given mean and sd (nS)."""
+
+    mean: float
+    sd: float
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        sigma2 = np.log1p((self.sd / self.mean) ** 2)
+        return rng.lognormal(np.log(self.mean) - sigma2 / 2, np.sqrt(sigma2), n)
+
+
+def sample_weights(weight, rng: np.random.Generator, n: int) -> np.ndarray:
+    """A constant (nS), a distribution with ``sample(rng, n)``, or an array of n weights."""
+    if hasattr(weight, "sample"):
+        values = weight.sample(rng, n)
+    else:
+        values = np.broadcast_to(np.asarray(weight, dtype=float), (n,)).copy()
+    if not np.isfinite(values).all() or (values < 0).any():
+        raise ValueError("Invalid value for 'weight_nS': expected finite conductances >= 0 (nS).")
+    return values

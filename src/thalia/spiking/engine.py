@@ -1,0 +1,261 @@
+"""The spiking engine: one step loop over a compiled :class:`~thalia.spiking.network.Network`.
+
+Step semantics (every backend implements exactly these, in this order, for step t = 0, 1, …):
+
+1. **Arrivals**: g[r, i] += buffer[t mod S, r, i]; that slot is cleared (S = longest delay + 1).
+2. **Membrane** (neurons with refractory counter 0): with the conductances at the start of the step,
+   g_tot = g_L + Σ_r g_r·B_r(V) + g_w and V∞ = (g_L·E_L + Σ_r g_r·B_r(V)·E_r + g_w·E_w + I_bias)/g_tot,
+   V ← V∞ + (V − V∞)·exp(−dt·g_tot/C) + noise_scale·ξ (ξ standard normal, drawn for every neuron every
+   step when any neuron has noise). Refractory neurons keep V and count down by one.
+3. **Decay**: g ← g·exp(−dt/τ_r), g_w ← g_w·exp(−dt/τ_w).
+4. **Spikes**: non-refractory neurons with V ≥ V_th spike: V ← V_reset, counter ← round(t_ref/dt),
+   g_w += b.
+5. **Propagation**: each synapse of a spiking source adds its weight to buffer[(t + d) mod S, r, post],
+   d its delay in steps (≥ 1), so it arrives exactly d steps later (step 1 of step t + d).
+
+Randomness: initial potentials and noise come from one ``torch.Generator`` seeded with ``seed`` on
+the CPU (noise in chunks of steps), so the NumPy/numba and torch backends see the same numbers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from thalia._validation import check_option
+from thalia.spiking.network import Compiled, Network, compile_network
+from thalia.spiking.neurons import MG_BLOCK_MM, MG_BLOCK_SLOPE_PER_MV, RECEPTORS
+
+BACKENDS = ("auto", "torch", "numba")
+NOISE_CHUNK = 1000
+NMDA = RECEPTORS.index("nmda")
+
+
+@dataclass
+class SimulationResult:
+    """Spikes and recordings of one run.
+
+    Attributes
+    ----------
+    dt_ms, duration_ms : float
+    spike_steps, spike_ids : ndarray
+        Step index and global neuron index of every spike, in time order.
+    populations : dict name -> slice of global indices
+    voltage : dict name -> (n_steps, n_recorded) ndarray of V (mV) of the recorded neurons
+    wall_s : float
+        Time of the step loop.
+    backend : str
+    """
+
+    dt_ms: float
+    duration_ms: float
+    spike_steps: np.ndarray
+    spike_ids: np.ndarray
+    populations: dict[str, slice]
+    voltage: dict[str, np.ndarray] = field(default_factory=dict)
+    wall_s: float = 0.0
+    backend: str = ""
+
+    def spikes(self, population: str) -> tuple[np.ndarray, np.ndarray]:
+        """(times in ms, local neuron indices) of one population's spikes."""
+        sl = self._slice(population)
+        keep = (self.spike_ids >= sl.start) & (self.spike_ids < sl.stop)
+        return self.spike_steps[keep] * self.dt_ms, self.spike_ids[keep] - sl.start
+
+    def rate_hz(self, population: str | None = None) -> float:
+        """Mean firing rate (Hz) of a population (or of all neurons)."""
+        if population is None:
+            n = max(s.stop for s in self.populations.values())
+            count = len(self.spike_ids)
+        else:
+            sl = self._slice(population)
+            n, count = sl.stop - sl.start, len(self.spikes(population)[0])
+        return count / n / (self.duration_ms / 1000.0)
+
+    def population_rate(self, population: str, bin_ms: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """(bin centres ms, rate Hz) of a population."""
+        times, _ = self.spikes(population)
+        sl = self._slice(population)
+        edges = np.arange(0.0, self.duration_ms + bin_ms / 2, bin_ms)
+        counts, _ = np.histogram(times, edges)
+        return (edges[:-1] + edges[1:]) / 2, counts / (sl.stop - sl.start) / (bin_ms / 1000.0)
+
+    def _slice(self, population: str) -> slice:
+        if population not in self.populations:
+            raise ValueError(f"Unknown population {population!r}; known: {list(self.populations)}.")
+        return self.populations[population]
+
+    def plot_raster(self, ax=None, max_neurons: int = 500):
+        """Raster of every population (at most ``max_neurons`` each). Returns the Figure."""
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(8, 4)) if ax is None else (ax.figure, ax)
+        base = 0
+        for name, sl in self.populations.items():
+            times, ids = self.spikes(name)
+            keep = ids < max_neurons
+            ax.plot(times[keep], ids[keep] + base, ".", ms=1, label=name)
+            base += min(sl.stop - sl.start, max_neurons)
+        ax.set_xlabel("time (ms)")
+        ax.set_ylabel("neuron")
+        ax.legend(fontsize="small", markerscale=8)
+        return fig
+
+
+class _Randomness:
+    """Initial potentials and per-step noise from one CPU torch.Generator."""
+
+    def __init__(self, compiled: Compiled, seed: int) -> None:
+        self.generator = torch.Generator().manual_seed(int(seed))
+        p = compiled.params
+        n = len(p["C"])
+        z = torch.randn(n, generator=self.generator, dtype=torch.float64).numpy()
+        self.V0 = p["V0_mean"] + p["V0_sd"] * z
+        self.noisy = bool((p["noise_scale"] > 0).any())
+        self.n = n
+
+    def noise(self, n_steps: int) -> np.ndarray | None:
+        if not self.noisy:
+            return None
+        return torch.randn(n_steps, self.n, generator=self.generator, dtype=torch.float64).numpy()
+
+
+def _record_index(compiled: Compiled, record_v: dict[str, Sequence[int]] | None) -> dict[str, np.ndarray]:
+    out = {}
+    for name, idx in (record_v or {}).items():
+        if name not in compiled.population_slices:
+            raise ValueError(
+                f"Invalid value for 'record_v': unknown population {name!r}; known {list(compiled.population_slices)}."
+            )
+        sl = compiled.population_slices[name]
+        local = np.asarray(idx, dtype=np.int64)
+        if local.ndim != 1 or (local < 0).any() or (local >= sl.stop - sl.start).any():
+            raise ValueError(f"Invalid value for 'record_v'[{name!r}]: expected indices in [0, {sl.stop - sl.start}).")
+        out[name] = local + sl.start
+    return out
+
+
+def simulate(
+    network: Network,
+    duration_ms: float,
+    *,
+    dt_ms: float = 0.1,
+    seed: int = 0,
+    backend: str = "auto",
+    device: str | torch.device = "cpu",
+    record_v: dict[str, Sequence[int]] | None = None,
+) -> SimulationResult:
+    """Run ``network`` for ``duration_ms`` at step ``dt_ms`` (see the module docstring).
+
+    ``backend="auto"`` picks the compiled CPU loop (numba) on the CPU when numba is installed and
+    torch otherwise. ``record_v`` maps population names to local indices whose V is recorded.
+    """
+    check_option("backend", backend, BACKENDS)
+    if not np.isfinite(duration_ms) or duration_ms <= 0 or not np.isfinite(dt_ms) or dt_ms <= 0:
+        raise ValueError(f"Invalid value for 'duration_ms'/'dt_ms': expected > 0, got {duration_ms}, {dt_ms}.")
+    compiled = compile_network(network, dt_ms)
+    n_steps = int(round(duration_ms / dt_ms))
+    device = torch.device(device)
+    randomness = _Randomness(compiled, seed)
+    record = _record_index(compiled, record_v)
+    if backend == "auto":
+        backend = "numba" if device.type == "cpu" and _numba_available() else "torch"
+    if backend == "numba":
+        from thalia.spiking import _numba_engine
+
+        run = _numba_engine.run
+    else:
+        run = _torch_run
+    start = time.perf_counter()
+    steps, ids, traces = run(compiled, n_steps, randomness, record, device)
+    wall = time.perf_counter() - start
+    voltage = {name: traces[:, k] for k, name in _trace_columns(record)}
+    return SimulationResult(
+        dt_ms, n_steps * dt_ms, steps, ids, dict(compiled.population_slices), voltage, wall, backend
+    )
+
+
+def _trace_columns(record: dict[str, np.ndarray]):
+    start = 0
+    for name, idx in record.items():
+        yield slice(start, start + len(idx)), name
+        start += len(idx)
+
+
+def _numba_available() -> bool:
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@torch.no_grad()
+def _torch_run(compiled: Compiled, n_steps: int, randomness: _Randomness, record: dict, device: torch.device):
+    """The step loop in PyTorch (any device)."""
+    p = {k: torch.as_tensor(v, device=device) for k, v in compiled.params.items()}
+    n = len(compiled.params["C"])
+    R, S = len(RECEPTORS), compiled.n_slots
+    V = torch.as_tensor(randomness.V0, device=device).clone()
+    g = torch.zeros(R, n, dtype=torch.float64, device=device)
+    g_w = torch.zeros(n, dtype=torch.float64, device=device)
+    ref = torch.zeros(n, dtype=torch.int64, device=device)
+    buffer = torch.zeros(S * R * n, dtype=torch.float64, device=device)
+    indptr = torch.as_tensor(compiled.indptr, device=device)
+    weight = torch.as_tensor(compiled.syn_weight, device=device)
+    target = torch.as_tensor(compiled.syn_receptor * n + compiled.syn_post, device=device)
+    delay = torch.as_tensor(compiled.syn_delay, device=device)
+    watch = torch.as_tensor(np.concatenate([*record.values()]) if record else np.zeros(0, np.int64), device=device)
+    traces = torch.zeros(n_steps, len(watch), dtype=torch.float64, device=device)
+    steps_out, ids_out = [], []
+    noise = None
+    gl_el = p["g_L"] * p["E_L"] + p["I_bias"]
+    for t in range(n_steps):
+        if randomness.noisy and t % NOISE_CHUNK == 0:
+            noise = torch.as_tensor(randomness.noise(min(NOISE_CHUNK, n_steps - t)), device=device)
+        slot = (t % S) * R * n
+        g += buffer[slot : slot + R * n].view(R, n)
+        buffer[slot : slot + R * n] = 0.0
+        active = ref == 0
+        block = 1.0 / (1.0 + p["mg"] / MG_BLOCK_MM * torch.exp(-MG_BLOCK_SLOPE_PER_MV * V))
+        g_eff = g.clone()
+        g_eff[NMDA] = g[NMDA] * block
+        g_tot = p["g_L"] + g_eff.sum(0) + g_w
+        v_inf = (gl_el + (g_eff * p["E_rev"]).sum(0) + g_w * p["adapt_E"]) / g_tot
+        v_new = v_inf + (V - v_inf) * torch.exp(-compiled.dt_ms * g_tot / p["C"])
+        if noise is not None:
+            v_new = v_new + p["noise_scale"] * noise[t % NOISE_CHUNK]
+        V = torch.where(active, v_new, V)
+        ref = torch.where(active, ref, ref - 1)
+        g *= p["decay"]
+        g_w *= p["adapt_decay"]
+        spike = active & (V >= p["V_th"])
+        V = torch.where(spike, p["V_reset"], V)
+        ref = torch.where(spike, p["ref_steps"], ref)
+        g_w = g_w + spike * p["adapt_b"]
+        if len(watch):
+            traces[t] = V[watch]
+        idx = torch.nonzero(spike).flatten()
+        if len(idx) == 0:
+            continue
+        steps_out.append(torch.full_like(idx, t))
+        ids_out.append(idx)
+        starts, stops = indptr[idx], indptr[idx + 1]
+        counts = stops - starts
+        total = int(counts.sum())
+        if total == 0:
+            continue
+        syn = torch.repeat_interleave(starts - torch.cumsum(counts, 0) + counts, counts) + torch.arange(
+            total, device=device
+        )
+        flat = ((t + delay[syn]) % S) * R * n + target[syn]
+        buffer.index_add_(0, flat, weight[syn])
+
+    def cat(xs):
+        return torch.cat(xs).cpu().numpy() if xs else np.zeros(0, np.int64)
+
+    return cat(steps_out), cat(ids_out), traces.cpu().numpy()

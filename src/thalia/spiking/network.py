@@ -1,0 +1,187 @@
+"""The flat network description: populations and projections, compiled to arrays for the engines.
+
+Regions (thalamus, cortex) add populations and projections to one :class:`Network`; one engine
+steps the whole description (DESIGN principle 3). Nothing here is region-specific.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from thalia.spiking.connectivity import sample_weights
+from thalia.spiking.neurons import LIF, RECEPTORS
+
+
+@dataclass(frozen=True)
+class Population:
+    name: str
+    n: int
+    neuron: LIF
+    offset: int  # first global index
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Synapses pre → post on one receptor with one axonal delay (ms)."""
+
+    name: str
+    pre: str
+    post: str
+    receptor: str
+    delay_ms: float
+    pre_idx: np.ndarray  # local indices in ``pre``
+    post_idx: np.ndarray  # local indices in ``post``
+    weight_nS: np.ndarray
+
+
+@dataclass
+class Network:
+    """Populations and projections (build it, then hand it to :func:`thalia.spiking.simulate`)."""
+
+    populations: dict[str, Population] = field(default_factory=dict)
+    projections: list[Projection] = field(default_factory=list)
+
+    @property
+    def n_neurons(self) -> int:
+        return sum(p.n for p in self.populations.values())
+
+    def add_population(self, name: str, n: int, neuron: LIF | None = None) -> Population:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"Invalid value for 'name': expected a non-empty string, got {name!r}.")
+        if name in self.populations:
+            raise ValueError(f"Invalid value for 'name': a population {name!r} exists already.")
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+            raise ValueError(f"Invalid value for 'n' of population {name!r}: expected an integer >= 1, got {n!r}.")
+        neuron = LIF() if neuron is None else neuron
+        if not isinstance(neuron, LIF):
+            raise ValueError(f"Invalid value for 'neuron' of population {name!r}: expected a LIF, got {neuron!r}.")
+        population = Population(name, int(n), neuron, self.n_neurons)
+        self.populations[name] = population
+        return population
+
+    def connect(
+        self,
+        pre: str,
+        post: str,
+        rule: Any,
+        *,
+        weight_nS: Any,
+        receptor: str = "ampa",
+        delay_ms: float = 1.0,
+        rng: np.random.Generator | int | None = 0,
+        name: str | None = None,
+    ) -> Projection:
+        """Add a projection built by a connectivity ``rule`` (see :mod:`thalia.spiking.connectivity`)."""
+        label = name or f"{pre}->{post}:{receptor}"
+        for role, pop in (("pre", pre), ("post", post)):
+            if pop not in self.populations:
+                raise ValueError(
+                    f"Invalid value for {role!r} of projection {label!r}: unknown population {pop!r}; "
+                    f"known: {list(self.populations)}."
+                )
+        if receptor not in RECEPTORS:
+            raise ValueError(
+                f"Invalid value for 'receptor' of projection {label!r}: allowed {list(RECEPTORS)}, got {receptor!r}."
+            )
+        if not np.isfinite(delay_ms) or delay_ms <= 0:
+            raise ValueError(
+                f"Invalid value for 'delay_ms' of projection {label!r}: expected > 0 ms, got {delay_ms!r}."
+            )
+        generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        a, b = self.populations[pre], self.populations[post]
+        pre_idx, post_idx = rule.build(a.n, b.n, pre == post, generator)
+        weights = sample_weights(weight_nS, generator, len(pre_idx))
+        projection = Projection(label, pre, post, receptor, float(delay_ms), pre_idx, post_idx, weights)
+        self.projections.append(projection)
+        return projection
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """The network as flat arrays (global neuron indices; synapses sorted by source).
+
+    Per neuron: C, g_L, E_L, V_th, V_reset, ref_steps, I_bias, E_rev (R, N), decay (R, N),
+    mg, adapt_b, adapt_E, adapt_decay, noise_scale, V0 mean/sd. Per synapse: post, weight, delay
+    (steps), receptor; ``indptr`` (N + 1) over sources. ``n_slots`` = longest delay + 1.
+    """
+
+    dt_ms: float
+    params: dict[str, np.ndarray]
+    indptr: np.ndarray
+    syn_post: np.ndarray
+    syn_weight: np.ndarray
+    syn_delay: np.ndarray
+    syn_receptor: np.ndarray
+    n_slots: int
+    population_slices: dict[str, slice]
+
+
+def delay_steps(delay_ms: float, dt_ms: float, name: str) -> int:
+    steps = delay_ms / dt_ms
+    rounded = int(round(steps))
+    if rounded < 1 or abs(steps - rounded) > 1e-6 * max(1.0, steps):
+        raise ValueError(
+            f"Invalid value for 'delay_ms' of projection {name!r}: expected a multiple of dt = {dt_ms} ms "
+            f"of at least one step, got {delay_ms} ms."
+        )
+    return rounded
+
+
+def compile_network(network: Network, dt_ms: float) -> Compiled:
+    """Flatten ``network`` at time step ``dt_ms``."""
+    if not network.populations:
+        raise ValueError("Invalid value for 'network': it has no populations.")
+    n = network.n_neurons
+    per_neuron: dict[str, list] = {}
+    for pop in network.populations.values():
+        for key, value in _neuron_arrays(pop.neuron, dt_ms).items():
+            per_neuron.setdefault(key, []).append(np.broadcast_to(value, (*np.shape(value)[:-1], pop.n)))
+    params = {k: np.concatenate(v, axis=-1).astype(np.float64) for k, v in per_neuron.items()}
+    params["ref_steps"] = params["ref_steps"].astype(np.int64)
+    pre, post, weight, delay, receptor = [], [], [], [], []
+    for proj in network.projections:
+        a, b = network.populations[proj.pre], network.populations[proj.post]
+        pre.append(proj.pre_idx + a.offset)
+        post.append(proj.post_idx + b.offset)
+        weight.append(proj.weight_nS)
+        delay.append(np.full(len(proj.pre_idx), delay_steps(proj.delay_ms, dt_ms, proj.name)))
+        receptor.append(np.full(len(proj.pre_idx), RECEPTORS.index(proj.receptor)))
+
+    def cat(xs, dtype):
+        return np.concatenate(xs).astype(dtype) if xs else np.zeros(0, dtype)
+
+    pre, post = cat(pre, np.int64), cat(post, np.int64)
+    weight, delay, receptor = cat(weight, np.float64), cat(delay, np.int64), cat(receptor, np.int64)
+    order = np.argsort(pre, kind="stable")
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(pre, minlength=n), out=indptr[1:])
+    slices = {p.name: slice(p.offset, p.offset + p.n) for p in network.populations.values()}
+    return Compiled(
+        dt_ms, params, indptr, post[order], weight[order], delay[order], receptor[order],
+        int(delay.max(initial=0)) + 1, slices,
+    )  # fmt: skip
+
+
+def _neuron_arrays(neuron: LIF, dt_ms: float) -> dict[str, Any]:
+    tau = np.array([neuron.tau_ms[r] for r in RECEPTORS])[:, None]
+    return {
+        "C": neuron.C_pF,
+        "g_L": neuron.g_leak_nS,
+        "E_L": neuron.E_leak_mV,
+        "V_th": neuron.V_th_mV,
+        "V_reset": neuron.V_reset_mV,
+        "ref_steps": np.round(neuron.t_ref_ms / dt_ms),
+        "I_bias": neuron.I_bias_pA,
+        "E_rev": np.array([neuron.E_rev_mV[r] for r in RECEPTORS])[:, None],
+        "decay": np.exp(-dt_ms / tau),
+        "mg": neuron.mg_mM,
+        "adapt_b": neuron.adapt_b_nS,
+        "adapt_E": neuron.adapt_E_mV,
+        "adapt_decay": np.exp(-dt_ms / neuron.adapt_tau_ms),
+        "noise_scale": neuron.noise_mV * np.sqrt(2 * dt_ms / neuron.tau_m_ms),
+        "V0_mean": neuron.initial_mean_mV,
+        "V0_sd": neuron.V_init_sd_mV,
+    }

@@ -1,0 +1,124 @@
+"""Neuron models of the spiking engine, in physical units (mV, nS, pF, ms, pA).
+
+:class:`LIF` — the conductance-based leaky integrate-and-fire neuron::
+
+    C dV/dt = g_L (E_L − V) + Σ_r g_r·B_r(V)·(E_r − V) + g_w (E_w − V) + I_bias
+    dg_r/dt = −g_r / τ_r          (r = ampa, gaba_a, nmda, gaba_b; g_r += w when a spike arrives)
+    dg_w/dt = −g_w / τ_w          (spike-triggered adaptation: g_w += b at each own spike)
+
+with the Mg²⁺ block B(V) = 1 / (1 + [Mg²⁺]/3.57 mM · exp(−0.062 V/mV)) on NMDA (Jahr & Stevens
+1990) and B = 1 for the other receptors. After a spike V is held at V_reset for t_ref (the
+conductances keep decaying). Membrane noise is a diffusion of σ mV: V += σ·√(2 dt/τ_m)·ξ per step,
+so its stationary SD is σ in the passive membrane at any dt.
+
+Integration (``exponential_euler``, per step of dt): the conductances are taken at the start of the
+step and V is advanced by the exact solution of the then linear equation,
+V ← V∞ + (V − V∞)·exp(−dt·g_tot/C); the conductances decay exactly, g ← g·exp(−dt/τ).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+RECEPTORS = ("ampa", "gaba_a", "nmda", "gaba_b")
+#: Default (time constant ms, reversal potential mV) of each receptor.
+DEFAULT_RECEPTORS = {"ampa": (5.0, 0.0), "gaba_a": (10.0, -80.0), "nmda": (100.0, 0.0), "gaba_b": (200.0, -95.0)}
+MG_BLOCK_MM = 3.57
+MG_BLOCK_SLOPE_PER_MV = 0.062
+
+
+def _check(name: str, value: float, *, positive: bool = False, nonnegative: bool = False) -> None:
+    ok = np.isfinite(value) and (value > 0 if positive else value >= 0 if nonnegative else True)
+    if not ok:
+        bound = " > 0" if positive else " >= 0" if nonnegative else ""
+        raise ValueError(f"Invalid value for {name!r}: expected a finite number{bound}, got {value!r}.")
+
+
+@dataclass(frozen=True)
+class LIF:
+    """Conductance-based LIF neuron (see the module docstring for the equations).
+
+    Attributes
+    ----------
+    C_pF, g_leak_nS, E_leak_mV : float
+        Capacitance, leak conductance and leak reversal (τ_m = C / g_L).
+    V_th_mV, V_reset_mV, t_ref_ms : float
+        Threshold, reset and refractory period.
+    I_bias_pA : float
+        Constant input current.
+    tau_ms, E_rev_mV : dict
+        Per receptor (``ampa``, ``gaba_a``, ``nmda``, ``gaba_b``): decay time constant and reversal.
+    mg_mM : float
+        Extracellular Mg²⁺ of the NMDA block.
+    adapt_b_nS, adapt_tau_ms, adapt_E_mV : float
+        Spike-triggered adaptation: increment, decay time constant, reversal.
+    noise_mV : float
+        Membrane noise σ (stationary SD of the passive membrane).
+    V_init_mV, V_init_sd_mV : float
+        Initial membrane potentials ~ N(V_init, V_init_sd).
+    """
+
+    C_pF: float = 200.0
+    g_leak_nS: float = 10.0
+    E_leak_mV: float = -60.0
+    V_th_mV: float = -50.0
+    V_reset_mV: float = -60.0
+    t_ref_ms: float = 5.0
+    I_bias_pA: float = 0.0
+    tau_ms: dict = field(default_factory=lambda: {r: v[0] for r, v in DEFAULT_RECEPTORS.items()})
+    E_rev_mV: dict = field(default_factory=lambda: {r: v[1] for r, v in DEFAULT_RECEPTORS.items()})
+    mg_mM: float = 1.0
+    adapt_b_nS: float = 0.0
+    adapt_tau_ms: float = 100.0
+    adapt_E_mV: float = -80.0
+    noise_mV: float = 0.0
+    V_init_mV: float | None = None
+    V_init_sd_mV: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("C_pF", "g_leak_nS", "adapt_tau_ms"):
+            _check(name, getattr(self, name), positive=True)
+        for name in ("t_ref_ms", "mg_mM", "adapt_b_nS", "noise_mV", "V_init_sd_mV"):
+            _check(name, getattr(self, name), nonnegative=True)
+        for name in ("E_leak_mV", "V_th_mV", "V_reset_mV", "I_bias_pA", "adapt_E_mV"):
+            _check(name, getattr(self, name))
+        for what in ("tau_ms", "E_rev_mV"):
+            given = dict(getattr(self, what))
+            unknown = set(given) - set(RECEPTORS)
+            if unknown:
+                raise ValueError(
+                    f"Invalid value for {what!r}: unknown receptor(s) {sorted(unknown)}; allowed {list(RECEPTORS)}."
+                )
+            merged = {r: given.get(r, DEFAULT_RECEPTORS[r][0 if what == "tau_ms" else 1]) for r in RECEPTORS}
+            for r, v in merged.items():
+                _check(f"{what}[{r!r}]", v, positive=what == "tau_ms")
+            object.__setattr__(self, what, merged)
+        if self.V_reset_mV >= self.V_th_mV:
+            raise ValueError(
+                f"Invalid value for 'V_reset_mV': expected below V_th_mV = {self.V_th_mV}, got {self.V_reset_mV}."
+            )
+
+    @property
+    def tau_m_ms(self) -> float:
+        return self.C_pF / self.g_leak_nS
+
+    @property
+    def initial_mean_mV(self) -> float:
+        return self.E_leak_mV if self.V_init_mV is None else self.V_init_mV
+
+    def replace(self, **changes) -> LIF:
+        """A copy with some parameters changed (names checked)."""
+        known = {f.name for f in fields(self)}
+        unknown = set(changes) - known
+        if unknown:
+            raise ValueError(f"Unknown LIF parameter(s) {sorted(unknown)}; allowed {sorted(known)}.")
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return LIF(**{**values, **changes})
+
+
+def mg_block(V_mV, mg_mM: float):
+    """Jahr–Stevens NMDA Mg²⁺ block B(V) (NumPy or torch)."""
+    exp = np.exp if isinstance(V_mV, np.ndarray | float) else __import__("torch").exp
+    return 1.0 / (1.0 + mg_mM / MG_BLOCK_MM * exp(-MG_BLOCK_SLOPE_PER_MV * V_mV))
