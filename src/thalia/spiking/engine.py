@@ -9,9 +9,13 @@ Step semantics (every backend implements exactly these, in this order, for step 
    step when any neuron has noise). Refractory neurons keep V and count down by one.
 3. **Decay**: g ← g·exp(−dt/τ_r), g_w ← g_w·exp(−dt/τ_w).
 4. **Spikes**: non-refractory neurons with V ≥ V_th spike: V ← V_reset, counter ← round(t_ref/dt),
-   g_w += b.
+   g_w += b. Spike sources (``Network.add_spike_source``) spike at their given steps
+   (round(t/dt)) and, when Poisson, where a uniform draw is below 1 − exp(−rate·dt).
 5. **Propagation**: each synapse of a spiking source adds its weight to buffer[(t + d) mod S, r, post],
    d its delay in steps (≥ 1), so it arrives exactly d steps later (step 1 of step t + d).
+6. **Plasticity** (plastic projections only, :mod:`thalia.spiking.plasticity`): traces decay by one
+   step, weights change with the traces *before* this step's spikes are added, then the traces take
+   the spikes (so a pre/post pair Δt apart sees exactly e^{−Δt/τ}); weights are clipped.
 
 Randomness: initial potentials and noise come from one ``torch.Generator`` seeded with ``seed`` on
 the CPU (noise in chunks of steps), so the NumPy/numba and torch backends see the same numbers.
@@ -46,6 +50,7 @@ class SimulationResult:
         Step index and global neuron index of every spike, in time order.
     populations : dict name -> slice of global indices
     voltage : dict name -> (n_steps, n_recorded) ndarray of V (mV) of the recorded neurons
+    weights : dict projection name -> final weights (nS) in the projection's synapse order
     wall_s : float
         Time of the step loop.
     backend : str
@@ -57,6 +62,7 @@ class SimulationResult:
     spike_ids: np.ndarray
     populations: dict[str, slice]
     voltage: dict[str, np.ndarray] = field(default_factory=dict)
+    weights: dict[str, np.ndarray] = field(default_factory=dict)
     wall_s: float = 0.0
     backend: str = ""
 
@@ -118,10 +124,20 @@ class _Randomness:
         self.noisy = bool((p["noise_scale"] > 0).any())
         self.n = n
 
+        self.poisson_idx = np.nonzero(p["poisson_p"] > 0)[0]
+        self.poisson_p = p["poisson_p"][self.poisson_idx]
+
     def noise(self, n_steps: int) -> np.ndarray | None:
         if not self.noisy:
             return None
         return torch.randn(n_steps, self.n, generator=self.generator, dtype=torch.float64).numpy()
+
+    def poisson(self, n_steps: int) -> np.ndarray | None:
+        """(n_steps, n_poisson) bool: which Poisson sources spike (drawn after the noise of the chunk)."""
+        if not len(self.poisson_idx):
+            return None
+        u = torch.rand(n_steps, len(self.poisson_idx), generator=self.generator, dtype=torch.float64).numpy()
+        return u < self.poisson_p
 
 
 def _record_index(compiled: Compiled, record_v: dict[str, Sequence[int]] | None) -> dict[str, np.ndarray]:
@@ -162,8 +178,14 @@ def simulate(
     device = torch.device(device)
     randomness = _Randomness(compiled, seed)
     record = _record_index(compiled, record_v)
+    torch_only = compiled.plastic is not None or compiled.has_sources
+    if backend == "numba" and torch_only:
+        raise ValueError(
+            "Invalid value for 'backend': plastic projections and spike sources run on backend='torch' for now."
+        )
     if backend == "auto":
-        backend = "numba" if device.type == "cpu" and _numba_available() else "torch"
+        compiled_ok = device.type == "cpu" and not torch_only
+        backend = "numba" if compiled_ok and _numba_available() else "torch"
     if backend == "numba":
         from thalia.spiking import _numba_engine
 
@@ -171,12 +193,12 @@ def simulate(
     else:
         run = _torch_run
     start = time.perf_counter()
-    steps, ids, traces = run(compiled, n_steps, randomness, record, device)
+    steps, ids, traces, *rest = run(compiled, n_steps, randomness, record, device)
     wall = time.perf_counter() - start
+    weights = compiled.projection_weights(rest[0] if rest else compiled.syn_weight)
     voltage = {name: traces[:, k] for k, name in _trace_columns(record)}
-    return SimulationResult(
-        dt_ms, n_steps * dt_ms, steps, ids, dict(compiled.population_slices), voltage, wall, backend
-    )
+    populations = dict(compiled.population_slices)
+    return SimulationResult(dt_ms, n_steps * dt_ms, steps, ids, populations, voltage, weights, wall, backend)
 
 
 def _trace_columns(record: dict[str, np.ndarray]):
@@ -212,11 +234,18 @@ def _torch_run(compiled: Compiled, n_steps: int, randomness: _Randomness, record
     watch = torch.as_tensor(np.concatenate([*record.values()]) if record else np.zeros(0, np.int64), device=device)
     traces = torch.zeros(n_steps, len(watch), dtype=torch.float64, device=device)
     steps_out, ids_out = [], []
-    noise = None
+    plastic = _Plasticity(compiled, device) if compiled.plastic is not None else None
+    poisson_idx = torch.as_tensor(randomness.poisson_idx, device=device)
+    schedule_steps, schedule_ids = compiled.schedule if compiled.schedule is not None else ((), ())
+    schedule_steps = list(np.asarray(schedule_steps).tolist())
+    cursor = 0
+    noise = poisson = None
     gl_el = p["g_L"] * p["E_L"] + p["I_bias"]
     for t in range(n_steps):
-        if randomness.noisy and t % NOISE_CHUNK == 0:
-            noise = torch.as_tensor(randomness.noise(min(NOISE_CHUNK, n_steps - t)), device=device)
+        if t % NOISE_CHUNK == 0:
+            chunk = min(NOISE_CHUNK, n_steps - t)
+            noise = _tensor(randomness.noise(chunk), device)
+            poisson = _tensor(randomness.poisson(chunk), device)
         slot = (t % S) * R * n
         g += buffer[slot : slot + R * n].view(R, n)
         buffer[slot : slot + R * n] = 0.0
@@ -234,28 +263,70 @@ def _torch_run(compiled: Compiled, n_steps: int, randomness: _Randomness, record
         g *= p["decay"]
         g_w *= p["adapt_decay"]
         spike = active & (V >= p["V_th"])
+        if poisson is not None:
+            spike[poisson_idx] |= poisson[t % NOISE_CHUNK]
+        while cursor < len(schedule_steps) and schedule_steps[cursor] == t:
+            spike[schedule_ids[cursor]] = True
+            cursor += 1
         V = torch.where(spike, p["V_reset"], V)
         ref = torch.where(spike, p["ref_steps"], ref)
         g_w = g_w + spike * p["adapt_b"]
         if len(watch):
             traces[t] = V[watch]
         idx = torch.nonzero(spike).flatten()
-        if len(idx) == 0:
-            continue
-        steps_out.append(torch.full_like(idx, t))
-        ids_out.append(idx)
-        starts, stops = indptr[idx], indptr[idx + 1]
-        counts = stops - starts
-        total = int(counts.sum())
-        if total == 0:
-            continue
-        syn = torch.repeat_interleave(starts - torch.cumsum(counts, 0) + counts, counts) + torch.arange(
-            total, device=device
-        )
-        flat = ((t + delay[syn]) % S) * R * n + target[syn]
-        buffer.index_add_(0, flat, weight[syn])
+        if len(idx):
+            steps_out.append(torch.full_like(idx, t))
+            ids_out.append(idx)
+            syn = _outgoing(indptr, idx)
+            if len(syn):
+                flat = ((t + delay[syn]) % S) * R * n + target[syn]
+                buffer.index_add_(0, flat, weight[syn])
+        if plastic is not None:
+            plastic.step(spike, weight)
 
     def cat(xs):
         return torch.cat(xs).cpu().numpy() if xs else np.zeros(0, np.int64)
 
-    return cat(steps_out), cat(ids_out), traces.cpu().numpy()
+    return cat(steps_out), cat(ids_out), traces.cpu().numpy(), weight.cpu().numpy()
+
+
+def _tensor(array: np.ndarray | None, device: torch.device) -> torch.Tensor | None:
+    return None if array is None else torch.as_tensor(array, device=device)
+
+
+def _outgoing(indptr: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:
+    """Indices of all synapses of the given sources (CSR ranges, concatenated)."""
+    starts = indptr[sources]
+    counts = indptr[sources + 1] - starts
+    total = int(counts.sum())
+    offsets = torch.repeat_interleave(starts - torch.cumsum(counts, 0) + counts, counts)
+    return offsets + torch.arange(total, device=indptr.device)
+
+
+class _Plasticity:
+    """Per-synapse traces and weight updates of the plastic synapses (step 6)."""
+
+    def __init__(self, compiled: Compiled, device: torch.device) -> None:
+        q = {k: torch.as_tensor(v, device=device) for k, v in compiled.plastic.items()}
+        self.q, self.dt_ms = q, compiled.dt_ms
+        self.stdp, self.bcm = q["rule"] == 1, q["rule"] == 2
+        self.x = torch.zeros_like(q["a"])
+        self.y = torch.zeros_like(q["a"])
+        self.theta = torch.where(self.bcm, q["target"], torch.zeros_like(q["a"]))
+        self.jump_x = torch.where(self.bcm, 1000.0 / q["tau_x"], torch.ones_like(q["a"]))
+        self.jump_y = torch.where(self.bcm, 1000.0 / q["tau_y"], torch.ones_like(q["a"]))
+
+    def step(self, spike: torch.Tensor, weight: torch.Tensor) -> None:
+        q = self.q
+        self.x *= q["decay_x"]
+        self.y *= q["decay_y"]
+        pre = spike[q["pre"]].to(self.x.dtype)
+        post = spike[q["post"]].to(self.x.dtype)
+        stdp = q["a"] * self.x * post - q["b"] * self.y * pre
+        self.x += pre * self.jump_x
+        self.y += post * self.jump_y
+        relax = (self.y**2 / q["target"] - self.theta) * self.dt_ms / q["tau_theta"]
+        self.theta += torch.where(self.bcm, relax, torch.zeros_like(relax))
+        bcm = q["a"] * (self.dt_ms / 1000.0) * self.x * self.y * (self.y - self.theta)
+        w = weight[q["index"]] + torch.where(self.stdp, stdp, bcm)
+        weight[q["index"]] = torch.minimum(torch.maximum(w, q["w_min"]), q["w_max"])
