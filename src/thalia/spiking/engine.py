@@ -4,10 +4,12 @@ Step semantics (every backend implements exactly these, in this order, for step 
 
 1. **Arrivals**: g[r, i] += buffer[t mod S, r, i]; that slot is cleared (S = longest delay + 1).
 2. **Membrane** (neurons with refractory counter 0): with the conductances at the start of the step,
-   g_tot = g_L + Σ_r g_r·B_r(V) + g_w and V∞ = (g_L·E_L + Σ_r g_r·B_r(V)·E_r + g_w·E_w + I_bias)/g_tot,
+   g_tot = g_L + Σ_r g_r·B_r(V) + g_w + g_T·[V > V_h]·h and
+   V∞ = (g_L·E_L + Σ_r g_r·B_r(V)·E_r + g_w·E_w + g_T·[V > V_h]·h·E_T + I_bias)/g_tot,
    V ← V∞ + (V − V∞)·exp(−dt·g_tot/C) + noise_scale·ξ (ξ standard normal, drawn for every neuron every
    step when any neuron has noise). Refractory neurons keep V and count down by one.
-3. **Decay**: g ← g·exp(−dt/τ_r), g_w ← g_w·exp(−dt/τ_w).
+3. **Decay**: g ← g·exp(−dt/τ_r), g_w ← g_w·exp(−dt/τ_w); the T-current gate (all neurons, on V at
+   the start of the step) h ← h·exp(−dt/τ_h⁻) if V > V_h, else h ← 1 − (1 − h)·exp(−dt/τ_h⁺).
 4. **Spikes**: non-refractory neurons with V ≥ V_th spike: V ← V_reset, counter ← round(t_ref/dt),
    g_w += b. Spike sources (``Network.add_spike_source``) spike at their given steps
    (round(t/dt)) and, when Poisson, where a uniform draw is below 1 − exp(−rate·dt).
@@ -178,10 +180,11 @@ def simulate(
     device = torch.device(device)
     randomness = _Randomness(compiled, seed)
     record = _record_index(compiled, record_v)
-    torch_only = compiled.plastic is not None or compiled.has_sources
+    torch_only = compiled.plastic is not None or compiled.has_sources or compiled.has_t_current
     if backend == "numba" and torch_only:
         raise ValueError(
-            "Invalid value for 'backend': plastic projections and spike sources run on backend='torch' for now."
+            "Invalid value for 'backend': plastic projections, spike sources and T-currents run on "
+            "backend='torch' for now."
         )
     if backend == "auto":
         compiled_ok = device.type == "cpu" and not torch_only
@@ -235,6 +238,8 @@ def _torch_run(compiled: Compiled, n_steps: int, randomness: _Randomness, record
     traces = torch.zeros(n_steps, len(watch), dtype=torch.float64, device=device)
     steps_out, ids_out = [], []
     plastic = _Plasticity(compiled, device) if compiled.plastic is not None else None
+    t_current = compiled.has_t_current
+    h = p["h0"].clone()
     poisson_idx = torch.as_tensor(randomness.poisson_idx, device=device)
     schedule_steps, schedule_ids = compiled.schedule if compiled.schedule is not None else ((), ())
     schedule_steps = list(np.asarray(schedule_steps).tolist())
@@ -254,7 +259,13 @@ def _torch_run(compiled: Compiled, n_steps: int, randomness: _Randomness, record
         g_eff = g.clone()
         g_eff[NMDA] = g[NMDA] * block
         g_tot = p["g_L"] + g_eff.sum(0) + g_w
-        v_inf = (gl_el + (g_eff * p["E_rev"]).sum(0) + g_w * p["adapt_E"]) / g_tot
+        drive = gl_el + (g_eff * p["E_rev"]).sum(0) + g_w * p["adapt_E"]
+        if t_current:
+            above = V > p["V_h"]
+            g_t = p["g_T"] * h * above
+            g_tot, drive = g_tot + g_t, drive + g_t * p["E_T"]
+            h = torch.where(above, h * p["h_decay_minus"], 1.0 - (1.0 - h) * p["h_decay_plus"])
+        v_inf = drive / g_tot
         v_new = v_inf + (V - v_inf) * torch.exp(-compiled.dt_ms * g_tot / p["C"])
         if noise is not None:
             v_new = v_new + p["noise_scale"] * noise[t % NOISE_CHUNK]

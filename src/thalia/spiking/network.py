@@ -169,6 +169,10 @@ class Compiled:
     schedule: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
+    def has_t_current(self) -> bool:
+        return bool((self.params["g_T"] > 0).any())
+
+    @property
     def has_sources(self) -> bool:
         return self.schedule is not None or bool((self.params["poisson_p"] > 0).any())
 
@@ -293,6 +297,12 @@ def _neuron_arrays(neuron: LIF, dt_ms: float) -> dict[str, Any]:
         "adapt_E": neuron.adapt_E_mV,
         "adapt_decay": np.exp(-dt_ms / neuron.adapt_tau_ms),
         "noise_scale": neuron.noise_mV * np.sqrt(2 * dt_ms / neuron.tau_m_ms),
+        "g_T": neuron.g_T_nS,
+        "E_T": neuron.E_T_mV,
+        "V_h": neuron.V_h_mV,
+        "h_decay_minus": np.exp(-dt_ms / neuron.tau_h_minus_ms),
+        "h_decay_plus": np.exp(-dt_ms / neuron.tau_h_plus_ms),
+        "h0": neuron.h_init,
         "V0_mean": neuron.initial_mean_mV,
         "V0_sd": neuron.V_init_sd_mV,
     }

@@ -6,6 +6,12 @@
     dg_r/dt = −g_r / τ_r          (r = ampa, gaba_a, nmda, gaba_b; g_r += w when a spike arrives)
     dg_w/dt = −g_w / τ_w          (spike-triggered adaptation: g_w += b at each own spike)
 
+plus, when g_T > 0, the T-type Ca²⁺ current of the integrate-and-fire-or-burst (IFB) model (Smith
+et al. 2000, J Neurophysiol 83:588): a conductance g_T·m∞(V)·h with reversal E_T, m∞ = 1 above V_h
+and 0 below, and an inactivation gate h that decays (τ_h⁻) above V_h and recovers (τ_h⁺) below it.
+Hyperpolarisation de-inactivates h, so release from it gives a low-threshold Ca²⁺ spike crowned by a
+burst; at depolarised potentials h ≈ 0 and the cell fires tonically. This is
+
 with the Mg²⁺ block B(V) = 1 / (1 + [Mg²⁺]/3.57 mM · exp(−0.062 V/mV)) on NMDA (Jahr & Stevens
 1990) and B = 1 for the other receptors. After a spike V is held at V_reset for t_ref (the
 conductances keep decaying). Membrane noise is a diffusion of σ mV: V += σ·√(2 dt/τ_m)·ξ per step,
@@ -76,13 +82,19 @@ class LIF:
     noise_mV: float = 0.0
     V_init_mV: float | None = None
     V_init_sd_mV: float = 0.0
+    g_T_nS: float = 0.0
+    E_T_mV: float = 120.0
+    V_h_mV: float = -60.0
+    tau_h_minus_ms: float = 20.0
+    tau_h_plus_ms: float = 100.0
+    h_init: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("C_pF", "g_leak_nS", "adapt_tau_ms"):
+        for name in ("C_pF", "g_leak_nS", "adapt_tau_ms", "tau_h_minus_ms", "tau_h_plus_ms"):
             _check(name, getattr(self, name), positive=True)
-        for name in ("t_ref_ms", "mg_mM", "adapt_b_nS", "noise_mV", "V_init_sd_mV"):
+        for name in ("t_ref_ms", "mg_mM", "adapt_b_nS", "noise_mV", "V_init_sd_mV", "g_T_nS", "h_init"):
             _check(name, getattr(self, name), nonnegative=True)
-        for name in ("E_leak_mV", "V_th_mV", "V_reset_mV", "I_bias_pA", "adapt_E_mV"):
+        for name in ("E_leak_mV", "V_th_mV", "V_reset_mV", "I_bias_pA", "adapt_E_mV", "E_T_mV", "V_h_mV"):
             _check(name, getattr(self, name))
         for what in ("tau_ms", "E_rev_mV"):
             given = dict(getattr(self, what))
@@ -116,6 +128,24 @@ class LIF:
             raise ValueError(f"Unknown LIF parameter(s) {sorted(unknown)}; allowed {sorted(known)}.")
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         return LIF(**{**values, **changes})
+
+
+#: Smith et al. (2000) thalamocortical-cell IFB parameters per cm² (C 2 µF, g_L 0.035 mS, g_T 0.07 mS,
+#: E_L −65, E_T 120, V_θ −35, V_reset −50, V_h −60 mV, τ_h⁻ 20, τ_h⁺ 100 ms), here for 1e-4 cm².
+IFB_AREA_CM2 = 1e-4
+
+
+def ifb(**changes) -> LIF:
+    """The integrate-and-fire-or-burst neuron of Smith et al. (2000) for a membrane of 1e-4 cm²
+    (C = 200 pF, g_L = 3.5 nS, g_T = 7 nS); keyword arguments change any LIF parameter."""
+    area_uF_to_pF = 1e6 * IFB_AREA_CM2  # 1 µF/cm² · area -> pF
+    area_mS_to_nS = 1e6 * IFB_AREA_CM2  # 1 mS/cm² · area -> nS
+    base = LIF(
+        C_pF=2.0 * area_uF_to_pF, g_leak_nS=0.035 * area_mS_to_nS, E_leak_mV=-65.0, V_th_mV=-35.0,
+        V_reset_mV=-50.0, t_ref_ms=0.0, g_T_nS=0.07 * area_mS_to_nS, E_T_mV=120.0, V_h_mV=-60.0,
+        tau_h_minus_ms=20.0, tau_h_plus_ms=100.0,
+    )  # fmt: skip
+    return base.replace(**changes) if changes else base
 
 
 def mg_block(V_mV, mg_mM: float):
