@@ -39,6 +39,7 @@ from thalia.spiking.neurons import MG_BLOCK_MM, MG_BLOCK_SLOPE_PER_MV, RECEPTORS
 BACKENDS = ("auto", "torch", "numba")
 NOISE_CHUNK = 1000
 NMDA = RECEPTORS.index("nmda")
+AMPA, GABA_A = RECEPTORS.index("ampa"), RECEPTORS.index("gaba_a")
 
 
 @dataclass
@@ -67,6 +68,26 @@ class SimulationResult:
     weights: dict[str, np.ndarray] = field(default_factory=dict)
     wall_s: float = 0.0
     backend: str = ""
+    currents: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def lfp(
+        self, populations: Sequence[str] | None = None, *, delay_ms: float = 6.0, alpha: float = 1.65
+    ) -> np.ndarray:
+        """LFP proxy (n_steps,) of Mazzoni et al. (2015): Σ over the recorded (pyramidal) populations of
+        I_AMPA(t − 6 ms) − 1.65·I_GABA(t), from ``record_currents`` (pA; sign convention of inward
+        currents as positive drive). The first ``delay_ms`` take the AMPA current at t = 0."""
+        names = list(self.currents) if populations is None else list(populations)
+        missing = [name for name in names if name not in self.currents]
+        if missing or not names:
+            raise ValueError(
+                f"Invalid value for 'populations': no recorded currents for {missing or names}; pass "
+                "record_currents=[...] to simulate."
+            )
+        ampa = sum(self.currents[name][:, 0] for name in names)
+        gaba = sum(self.currents[name][:, 1] for name in names)
+        shift = int(round(delay_ms / self.dt_ms))
+        delayed = np.concatenate([np.full(shift, ampa[0]), ampa[: len(ampa) - shift]]) if shift else ampa
+        return delayed - alpha * gaba
 
     def spikes(self, population: str) -> tuple[np.ndarray, np.ndarray]:
         """(times in ms, local neuron indices) of one population's spikes."""
@@ -166,11 +187,14 @@ def simulate(
     backend: str = "auto",
     device: str | torch.device = "cpu",
     record_v: dict[str, Sequence[int]] | None = None,
+    record_currents: Sequence[str] = (),
 ) -> SimulationResult:
     """Run ``network`` for ``duration_ms`` at step ``dt_ms`` (see the module docstring).
 
     ``backend="auto"`` picks the compiled CPU loop (numba) on the CPU when numba is installed and
-    torch otherwise. ``record_v`` maps population names to local indices whose V is recorded.
+    torch otherwise. ``record_v`` maps population names to local indices whose V is recorded;
+    ``record_currents`` names populations whose summed AMPA and GABA-A currents (pA, at the start of
+    each step's membrane update) are recorded for :meth:`SimulationResult.lfp`.
     """
     check_option("backend", backend, BACKENDS)
     if not np.isfinite(duration_ms) or duration_ms <= 0 or not np.isfinite(dt_ms) or dt_ms <= 0:
@@ -180,10 +204,12 @@ def simulate(
     device = torch.device(device)
     randomness = _Randomness(compiled, seed)
     record = _record_index(compiled, record_v)
-    torch_only = compiled.plastic is not None or compiled.has_sources or compiled.has_t_current
+    currents = _current_slices(compiled, record_currents)
+    torch_only = compiled.plastic is not None or compiled.has_sources or compiled.has_t_current or bool(currents)
     if backend == "numba" and torch_only:
         raise ValueError(
-            "Invalid value for 'backend': plastic projections, spike sources and T-currents run on "
+            "Invalid value for 'backend': plastic projections, spike sources, T-currents and current "
+            "recordings run on "
             "backend='torch' for now."
         )
     if backend == "auto":
@@ -196,12 +222,24 @@ def simulate(
     else:
         run = _torch_run
     start = time.perf_counter()
-    steps, ids, traces, *rest = run(compiled, n_steps, randomness, record, device)
+    extra = {"currents": currents} if currents else {}
+    steps, ids, traces, *rest = run(compiled, n_steps, randomness, record, device, **extra)
     wall = time.perf_counter() - start
     weights = compiled.projection_weights(rest[0] if rest else compiled.syn_weight)
+    synaptic = dict(zip(currents, rest[1], strict=True)) if currents else {}
     voltage = {name: traces[:, k] for k, name in _trace_columns(record)}
     populations = dict(compiled.population_slices)
-    return SimulationResult(dt_ms, n_steps * dt_ms, steps, ids, populations, voltage, weights, wall, backend)
+    return SimulationResult(dt_ms, n_steps * dt_ms, steps, ids, populations, voltage, weights, wall, backend, synaptic)
+
+
+def _current_slices(compiled: Compiled, names: Sequence[str]) -> dict[str, slice]:
+    unknown = [name for name in names if name not in compiled.population_slices]
+    if unknown:
+        raise ValueError(
+            f"Invalid value for 'record_currents': unknown population(s) {unknown}; known "
+            f"{list(compiled.population_slices)}."
+        )
+    return {name: compiled.population_slices[name] for name in names}
 
 
 def _trace_columns(record: dict[str, np.ndarray]):
@@ -220,7 +258,14 @@ def _numba_available() -> bool:
 
 
 @torch.no_grad()
-def _torch_run(compiled: Compiled, n_steps: int, randomness: _Randomness, record: dict, device: torch.device):
+def _torch_run(
+    compiled: Compiled,
+    n_steps: int,
+    randomness: _Randomness,
+    record: dict,
+    device: torch.device,
+    currents: dict[str, slice] | None = None,
+):
     """The step loop in PyTorch (any device)."""
     p = {k: torch.as_tensor(v, device=device) for k, v in compiled.params.items()}
     n = len(compiled.params["C"])
@@ -239,6 +284,7 @@ def _torch_run(compiled: Compiled, n_steps: int, randomness: _Randomness, record
     steps_out, ids_out = [], []
     plastic = _Plasticity(compiled, device) if compiled.plastic is not None else None
     t_current = compiled.has_t_current
+    synaptic = torch.zeros(len(currents or {}), n_steps, 2, dtype=torch.float64, device=device)
     h = p["h0"].clone()
     poisson_idx = torch.as_tensor(randomness.poisson_idx, device=device)
     schedule_steps, schedule_ids = compiled.schedule if compiled.schedule is not None else ((), ())
@@ -258,6 +304,11 @@ def _torch_run(compiled: Compiled, n_steps: int, randomness: _Randomness, record
         block = 1.0 / (1.0 + p["mg"] / MG_BLOCK_MM * torch.exp(-MG_BLOCK_SLOPE_PER_MV * V))
         g_eff = g.clone()
         g_eff[NMDA] = g[NMDA] * block
+        if currents:
+            ampa = g_eff[AMPA] * (p["E_rev"][AMPA] - V)
+            gaba = g_eff[GABA_A] * (p["E_rev"][GABA_A] - V)
+            for k, sl in enumerate(currents.values()):
+                synaptic[k, t, 0], synaptic[k, t, 1] = ampa[sl].sum(), gaba[sl].sum()
         g_tot = p["g_L"] + g_eff.sum(0) + g_w
         drive = gl_el + (g_eff * p["E_rev"]).sum(0) + g_w * p["adapt_E"]
         if t_current:
@@ -298,7 +349,7 @@ def _torch_run(compiled: Compiled, n_steps: int, randomness: _Randomness, record
     def cat(xs):
         return torch.cat(xs).cpu().numpy() if xs else np.zeros(0, np.int64)
 
-    return cat(steps_out), cat(ids_out), traces.cpu().numpy(), weight.cpu().numpy()
+    return cat(steps_out), cat(ids_out), traces.cpu().numpy(), weight.cpu().numpy(), synaptic.cpu().numpy()
 
 
 def _tensor(array: np.ndarray | None, device: torch.device) -> torch.Tensor | None:

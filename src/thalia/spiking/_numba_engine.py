@@ -1,0 +1,364 @@
+"""The compiled CPU step loop (numba) of :mod:`thalia.spiking.engine`.
+
+:func:`run` implements the step semantics of the engine's module docstring with the operations of
+``_torch_run`` in the same floating-point order, so both backends produce the same spikes:
+
+* one ``@numba.njit(cache=True)`` kernel, :func:`_steps`, runs a whole chunk of steps (up to
+  ``engine.NOISE_CHUNK``, the block of noise the shared ``torch.Generator`` draws at once); it stops
+  early only when the spike arrays are full, and :func:`run` grows them and resumes;
+* neurons are stepped in runs of identical parameters (*segments*: a population, or several with one
+  neuron model), so every parameter is a scalar in the inner loops, and in tiles of ``_TILE`` neurons
+  so that each tile's passes (arrivals and decay per receptor, membrane, spikes) stay in the L1 cache;
+* only the receptors that some synapse uses are stored and summed. Every skipped term is an exact
+  zero (``g + 0``, ``x + 0·E``), so the sums are bit for bit those of the torch loop;
+* the membrane's ``exp`` is SLEEF's double-precision ``expd_u10`` algorithm written out (error
+  ≤ 1 ulp), which LLVM vectorises. PyTorch's ``exp`` (MKL or SLEEF) may differ from it in the last
+  bit, which is the only difference between the backends (voltages agree to ~1e-12 mV);
+* spikes propagate event by event through the CSR synapse arrays into the ring buffer, sources in
+  increasing index and synapses in CSR order (the order of the torch loop's ``index_add_``).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numba
+import numpy as np
+import torch
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from thalia.spiking.engine import NOISE_CHUNK
+from thalia.spiking.neurons import MG_BLOCK_MM, MG_BLOCK_SLOPE_PER_MV, RECEPTORS
+
+_TILE = 1024
+_MIN_SPIKE_CAPACITY = 1 << 16
+#: Neuron parameters the kernel implements; any other key in ``Compiled.params`` raises (T-current
+#: and Poisson-source parameters are accepted while inactive: ``simulate`` sends those to torch).
+_KNOWN_PARAMS = frozenset(
+    "C g_L E_L V_th V_reset ref_steps I_bias E_rev decay mg adapt_b adapt_E adapt_decay noise_scale "
+    "V0_mean V0_sd g_T E_T V_h h_decay_minus h_decay_plus h0 poisson_p".split()
+)
+#: Columns of the per-segment scalar table ``seg_f``.
+_C, _GL, _GLEL, _VTH, _VRESET, _MGC, _ADAPT_B, _ADAPT_E, _ADAPT_DECAY, _NOISE = range(10)
+_NMDA = RECEPTORS.index("nmda")
+
+# SLEEF expd_u10 (Boost Software License 1.0): Cody–Waite reduction by ln 2 and a degree-10
+# polynomial on |s| < ln2 / 2, evaluated with fused multiply-adds as SLEEF does.
+_R_LN2 = 1.442695040888963407359924681001892137426645954152985934135449406931
+_L2U = 0.69314718055966295651160180568695068359375
+_L2L = 0.28235290563031577122588448175013436025525412068e-12
+_ROUND = 6755399441055744.0  # 1.5 * 2**52: (x + _ROUND) - _ROUND rounds to nearest, ties to even
+_EXP_MAX = 709.78271289338397
+_EXP_MIN = -1000.0
+
+
+@intrinsic
+def _fma(typingctx, a, b, c):
+    """a·b + c with one rounding (llvm.fma)."""
+    sig = types.float64(types.float64, types.float64, types.float64)
+
+    def codegen(context, builder, signature, args):
+        double = ir.DoubleType()
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(double, [double] * 3), "llvm.fma.f64")
+        return builder.call(fn, args)
+
+    return sig, codegen
+
+
+@intrinsic
+def _pow2i(typingctx, q):
+    """2**q for an integer q in the normal range (the bits of the double built directly)."""
+    sig = types.float64(types.int64)
+
+    def codegen(context, builder, signature, args):
+        i64 = ir.IntType(64)
+        bits = builder.shl(builder.add(args[0], ir.Constant(i64, 0x3FF)), ir.Constant(i64, 52))
+        return builder.bitcast(bits, ir.DoubleType())
+
+    return sig, codegen
+
+
+@numba.njit(inline="always", cache=True)
+def _exp(d):
+    u = (d * _R_LN2 + _ROUND) - _ROUND
+    q = np.int64(u)
+    s = _fma(u, -_L2U, d)
+    s = _fma(u, -_L2L, s)
+    s2 = s * s
+    s4 = s2 * s2
+    s8 = s4 * s4
+    hi = _fma(s, 0.2081276378237164457e-8, 0.2511210703042288022e-7)
+    mid = _fma(
+        s2,
+        _fma(s, 0.2755762628169491192e-6, 0.2755723402025388239e-5),
+        _fma(s, 0.2480158687479686264e-4, 0.1984126989855865850e-3),
+    )
+    lo = _fma(
+        s2,
+        _fma(s, 0.1388888888914497797e-2, 0.8333333333314938210e-2),
+        _fma(s, 0.4166666666666602598e-1, 0.1666666666666669072e0),
+    )
+    p = _fma(s8, hi, _fma(s4, mid, lo))
+    p = _fma(p, s, 0.5)
+    p = _fma(p, s, 1.0)
+    p = _fma(p, s, 1.0)
+    half = q >> 1
+    p = p * _pow2i(half) * _pow2i(q - half)
+    p = np.inf if d > _EXP_MAX else p
+    return 0.0 if d < _EXP_MIN else p
+
+
+@numba.njit(cache=True)
+def exp_kernel(x, out):
+    """``out[i] = exp(x[i])`` with the kernel's exp (for tests)."""
+    for i in range(x.shape[0]):
+        out[i] = _exp(x[i])
+
+
+@numba.njit(cache=True, error_model="numpy", nogil=True)
+def _steps(
+    t, stop, noise_t0, noise,
+    V, ref, g, gw, buf, n_slots,
+    seg_lo, seg_hi, seg_f, seg_ref, seg_E, seg_decay, nmda_k, adapt, neg_dt,
+    indptr, syn_off, syn_delay, syn_w,
+    watch, traces, spike_steps, spike_ids, count,
+):  # fmt: skip
+    """Steps ``t .. stop-1`` in place; returns (next step, spike count), early when the spike arrays fill."""
+    n = V.shape[0]
+    n_rec = g.shape[0]
+    stride = n_rec * n
+    noisy = noise.shape[0] > 0
+    gs = np.empty(_TILE)
+    num = np.empty(_TILE)
+    block = np.ones(_TILE)
+    fired = np.zeros(_TILE, dtype=np.bool_)
+    while t < stop:
+        if count + n > spike_steps.shape[0]:
+            break
+        now = t % n_slots
+        base = now * stride
+        row = t - noise_t0
+        for s in range(seg_lo.shape[0]):
+            f = seg_f[s]
+            for a in range(seg_lo[s], seg_hi[s], _TILE):
+                b = min(a + _TILE, seg_hi[s])
+                m = b - a
+                # 1. arrivals, effective conductances (sums in receptor order), 3. their decay
+                for j in range(m):
+                    gs[j] = 0.0
+                    num[j] = 0.0
+                if nmda_k >= 0:
+                    mgc = f[_MGC]
+                    for j in range(m):
+                        block[j] = 1.0 / (1.0 + mgc * _exp(-MG_BLOCK_SLOPE_PER_MV * V[a + j]))
+                for k in range(n_rec):
+                    e_rev = seg_E[s, k]
+                    decay = seg_decay[s, k]
+                    gk = g[k]
+                    slot = buf[base + k * n : base + (k + 1) * n]
+                    if k == nmda_k:
+                        for j in range(m):
+                            x = gk[a + j] + slot[a + j]
+                            slot[a + j] = 0.0
+                            gk[a + j] = x * decay
+                            x = x * block[j]
+                            gs[j] = gs[j] + x
+                            num[j] = num[j] + x * e_rev
+                    else:
+                        for j in range(m):
+                            x = gk[a + j] + slot[a + j]
+                            slot[a + j] = 0.0
+                            gk[a + j] = x * decay
+                            gs[j] = gs[j] + x
+                            num[j] = num[j] + x * e_rev
+                n_fired = _membrane(a, m, f, seg_ref[s], V, ref, gw, gs, num, fired, adapt, noisy, noise, row, neg_dt)
+                # 5. propagation of this tile's spikes
+                if n_fired > 0:
+                    for j in range(m):
+                        if fired[j]:
+                            i = a + j
+                            spike_steps[count] = t
+                            spike_ids[count] = i
+                            count += 1
+                            for q in range(indptr[i], indptr[i + 1]):
+                                later = now + syn_delay[q]
+                                if later >= n_slots:
+                                    later -= n_slots
+                                buf[later * stride + syn_off[q]] += syn_w[q]
+        for k in range(watch.shape[0]):
+            traces[t, k] = V[watch[k]]
+        t += 1
+    return t, count
+
+
+@numba.njit(inline="always", cache=True, error_model="numpy")
+def _membrane(a, m, f, ref_steps, V, ref, gw, gs, num, fired, adapt, noisy, noise, row, neg_dt):
+    """2. membrane, 3. adaptation decay, 4. spikes of neurons a .. a+m-1; returns the spike count."""
+    g_leak, glel, c_m = f[_GL], f[_GLEL], f[_C]
+    v_th, v_reset, noise_scale = f[_VTH], f[_VRESET], f[_NOISE]
+    adapt_b, adapt_e, adapt_decay = f[_ADAPT_B], f[_ADAPT_E], f[_ADAPT_DECAY]
+    n_fired = 0
+    for j in range(m):
+        i = a + j
+        g_tot = g_leak + gs[j]
+        numer = glel + num[j]
+        if adapt:
+            g_tot = g_tot + gw[i]
+            numer = numer + gw[i] * adapt_e
+        v_inf = numer / g_tot
+        v_new = v_inf + (V[i] - v_inf) * _exp(neg_dt * g_tot / c_m)
+        if noisy:
+            v_new = v_new + noise_scale * noise[row, i]
+        r = ref[i]
+        active = r == 0
+        spike = active and v_new >= v_th
+        V[i] = v_reset if spike else (v_new if active else V[i])
+        ref[i] = ref_steps if spike else (r if active else r - 1)
+        if adapt:
+            gw[i] = gw[i] * adapt_decay + (adapt_b if spike else 0.0)
+        fired[j] = spike
+        n_fired += spike
+    return n_fired
+
+
+def _segments(params: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(lo, hi) of the runs of neurons whose parameters are all equal."""
+    rows = np.vstack([np.atleast_2d(v).astype(np.float64) for k, v in params.items() if not k.startswith("V0")])
+    change = np.flatnonzero((rows[:, 1:] != rows[:, :-1]).any(axis=0)) + 1
+    lo = np.concatenate([[0], change]).astype(np.int64)
+    hi = np.concatenate([change, [rows.shape[1]]]).astype(np.int64)
+    return lo, hi
+
+
+def _prepare(compiled) -> dict:
+    """Kernel arguments that do not change during a run (segments, used receptors, synapses)."""
+    p = compiled.params
+    unknown = set(p) - _KNOWN_PARAMS
+    if unknown:
+        raise NotImplementedError(f"The numba backend does not implement neuron parameter(s) {sorted(unknown)}.")
+    if compiled.plastic is not None or compiled.has_sources or compiled.has_t_current:
+        raise ValueError(
+            "Invalid value for 'backend': plastic projections, spike sources and T-currents run on backend='torch'."
+        )
+    n = len(p["C"])
+    used = np.unique(compiled.syn_receptor)  # increasing: the torch loop's summation order
+    lo, hi = _segments(p)
+    seg_f = np.empty((len(lo), 10))
+    for column, values in (
+        (_C, p["C"]),
+        (_GL, p["g_L"]),
+        (_GLEL, p["g_L"] * p["E_L"] + p["I_bias"]),
+        (_VTH, p["V_th"]),
+        (_VRESET, p["V_reset"]),
+        (_MGC, p["mg"] / MG_BLOCK_MM),
+        (_ADAPT_B, p["adapt_b"]),
+        (_ADAPT_E, p["adapt_E"]),
+        (_ADAPT_DECAY, p["adapt_decay"]),
+        (_NOISE, p["noise_scale"]),
+    ):
+        seg_f[:, column] = values[lo]
+    compact = np.full(len(RECEPTORS), -1, dtype=np.int64)
+    compact[used] = np.arange(len(used))
+    return {
+        "n_slots": int(compiled.n_slots),
+        "seg_lo": lo,
+        "seg_hi": hi,
+        "seg_f": seg_f,
+        "seg_ref": np.ascontiguousarray(p["ref_steps"][lo], dtype=np.int64),
+        "seg_E": np.ascontiguousarray(p["E_rev"][used][:, lo].T, dtype=np.float64),
+        "seg_decay": np.ascontiguousarray(p["decay"][used][:, lo].T, dtype=np.float64),
+        "nmda_k": int(compact[_NMDA]),
+        "adapt": bool((p["adapt_b"] > 0).any()),
+        "neg_dt": -float(compiled.dt_ms),
+        "indptr": np.ascontiguousarray(compiled.indptr, dtype=np.int64),
+        "syn_off": np.ascontiguousarray(compact[compiled.syn_receptor] * n + compiled.syn_post, dtype=np.int64),
+        "syn_delay": np.ascontiguousarray(compiled.syn_delay, dtype=np.int64),
+        "syn_w": np.ascontiguousarray(compiled.syn_weight, dtype=np.float64),
+        "n_receptors": len(used),
+    }
+
+
+def _check_device(device) -> None:
+    kind = torch.device(device).type
+    if kind != "cpu":
+        raise ValueError(
+            f"Invalid value for 'device': the numba backend runs on the CPU only, got {str(device)!r}; "
+            "use backend='torch' for other devices."
+        )
+
+
+def run(compiled, n_steps: int, randomness, record: dict, device) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run ``n_steps`` of ``compiled`` on the CPU (the signature of ``engine._torch_run``).
+
+    Returns
+    -------
+    spike_steps, spike_ids : (n_spikes,) int64
+        In time order, within a step in increasing neuron index.
+    traces : (n_steps, n_recorded) float64
+        V (mV) after each step of the neurons in ``record`` (concatenated in its order).
+    """
+    _check_device(device)
+    net = _prepare(compiled)
+    n_rec = net.pop("n_receptors")
+    n = len(compiled.params["C"])
+    V = np.array(randomness.V0, dtype=np.float64)
+    ref = np.zeros(n, dtype=np.int64)
+    g = np.zeros((n_rec, n))
+    gw = np.zeros(n)
+    buf = np.zeros(net["n_slots"] * n_rec * n)
+    watch = (
+        np.concatenate([np.asarray(v, dtype=np.int64) for v in record.values()]) if record else np.zeros(0, np.int64)
+    )
+    traces = np.zeros((n_steps, len(watch)))
+    capacity = max(_MIN_SPIKE_CAPACITY, 4 * n)
+    spike_steps, spike_ids = np.empty(capacity, np.int64), np.empty(capacity, np.int64)
+    count, t = 0, 0
+    while t < n_steps:
+        stop = min(t + NOISE_CHUNK, n_steps)
+        noise = randomness.noise(stop - t)
+        noise = np.zeros((0, 0)) if noise is None else np.ascontiguousarray(noise, dtype=np.float64)
+        chunk_start = t
+        while t < stop:
+            t, count = _steps(
+                t, stop, chunk_start, noise, V, ref, g, gw, buf, watch=watch, traces=traces,
+                spike_steps=spike_steps, spike_ids=spike_ids, count=count, **net,
+            )  # fmt: skip
+            if t < stop:
+                capacity = max(2 * capacity, count + n)
+                spike_steps, spike_ids = _grown(spike_steps, capacity), _grown(spike_ids, capacity)
+    return spike_steps[:count].copy(), spike_ids[:count].copy(), traces
+
+
+def _grown(values: np.ndarray, capacity: int) -> np.ndarray:
+    out = np.empty(capacity, dtype=values.dtype)
+    out[: len(values)] = values
+    return out
+
+
+def compile_kernel() -> dict:
+    """Compile (or load from numba's cache) the step kernel; returns {"seconds", "cache_hit"}.
+
+    Runs two steps of a two-neuron network with every feature switched on, so that the first
+    :func:`run` of a real network pays no compilation.
+    """
+    from thalia.spiking.engine import _Randomness
+    from thalia.spiking.network import Network, compile_network
+    from thalia.spiking.neurons import LIF
+
+    net = Network()
+    net.add_population("a", 2, LIF(noise_mV=1.0, adapt_b_nS=1.0))
+    net.connect("a", "a", _AllToAll(), weight_nS=1.0, receptor="nmda", delay_ms=0.1)
+    compiled = compile_network(net, 0.1)
+    start = time.perf_counter()
+    hits = sum(_steps.stats.cache_hits.values())
+    run(compiled, 2, _Randomness(compiled, 0), {"a": np.array([0])}, "cpu")
+    return {"seconds": time.perf_counter() - start, "cache_hit": sum(_steps.stats.cache_hits.values()) > hits}
+
+
+class _AllToAll:
+    def build(self, n_pre, n_post, same, rng):
+        pre, post = np.meshgrid(np.arange(n_pre), np.arange(n_post), indexing="ij")
+        return pre.ravel(), post.ravel()
