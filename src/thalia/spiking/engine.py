@@ -19,6 +19,13 @@ Step semantics (every backend implements exactly these, in this order, for step 
    step, weights change with the traces *before* this step's spikes are added, then the traces take
    the spikes (so a pre/post pair Δt apart sees exactly e^{−Δt/τ}); weights are clipped.
 
+Accuracy and conventions: the membrane step is exact for the conductances held at their start-of-step
+values (Brian2's ``exponential_euler`` on the same equations gives the same traces to 1e-13 mV); against
+the exact ODE a decaying synaptic conductance delivers 1 + dt/(2τ) times its charge, i.e. 0.05 mV on a
+5 mV AMPA PSP at dt = 0.1 ms, first order in dt (``tests/reference/test_spiking_neurons.py``). The
+refractory hold lasts round(t_ref/dt) steps after the spike step (Brian2's ``refractory=t_ref``
+holds one step less); a delay of d steps corresponds to Brian2's delay (d − 1)·dt.
+
 Randomness: initial potentials and noise come from one ``torch.Generator`` seeded with ``seed`` on
 the CPU (noise in chunks of steps), so the NumPy/numba and torch backends see the same numbers.
 """

@@ -296,7 +296,7 @@ def _neuron_arrays(neuron: LIF, dt_ms: float) -> dict[str, Any]:
         "adapt_b": neuron.adapt_b_nS,
         "adapt_E": neuron.adapt_E_mV,
         "adapt_decay": np.exp(-dt_ms / neuron.adapt_tau_ms),
-        "noise_scale": neuron.noise_mV * np.sqrt(2 * dt_ms / neuron.tau_m_ms),
+        "noise_scale": neuron.noise_mV * np.sqrt(-np.expm1(-2 * dt_ms / neuron.tau_m_ms)),
         "g_T": neuron.g_T_nS,
         "E_T": neuron.E_T_mV,
         "V_h": neuron.V_h_mV,

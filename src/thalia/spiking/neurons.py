@@ -14,8 +14,8 @@ burst; at depolarised potentials h ≈ 0 and the cell fires tonically. This is
 
 with the Mg²⁺ block B(V) = 1 / (1 + [Mg²⁺]/3.57 mM · exp(−0.062 V/mV)) on NMDA (Jahr & Stevens
 1990) and B = 1 for the other receptors. After a spike V is held at V_reset for t_ref (the
-conductances keep decaying). Membrane noise is a diffusion of σ mV: V += σ·√(2 dt/τ_m)·ξ per step,
-so its stationary SD is σ in the passive membrane at any dt.
+conductances keep decaying). Membrane noise is an Ornstein–Uhlenbeck term of σ mV: V += σ·√(1 −
+e^{−2dt/τ_m})·ξ per step, so the stationary SD of the passive membrane is exactly σ at any dt.
 
 Integration (``exponential_euler``, per step of dt): the conductances are taken at the start of the
 step and V is advanced by the exact solution of the then linear equation,
@@ -150,5 +150,7 @@ def ifb(**changes) -> LIF:
 
 def mg_block(V_mV, mg_mM: float):
     """Jahr–Stevens NMDA Mg²⁺ block B(V) (NumPy or torch)."""
-    exp = np.exp if isinstance(V_mV, np.ndarray | float) else __import__("torch").exp
+    import torch
+
+    exp = torch.exp if torch.is_tensor(V_mV) else np.exp
     return 1.0 / (1.0 + mg_mM / MG_BLOCK_MM * exp(-MG_BLOCK_SLOPE_PER_MV * V_mV))
