@@ -7,16 +7,6 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def _choose_distinct(rng: np.random.Generator, n_pool: int, k: int, exclude: int | None) -> np.ndarray:
-    pool = n_pool - (exclude is not None)
-    if k > pool:
-        raise ValueError(f"Invalid value for 'k': expected at most {pool} distinct partners, got {k}.")
-    picks = rng.choice(pool, size=k, replace=False)
-    if exclude is not None:
-        picks = picks + (picks >= exclude)
-    return picks
-
-
 @dataclass(frozen=True)
 class FixedInDegree:
     """Every target neuron receives exactly ``k`` distinct sources (no autapses within a population)."""
@@ -24,9 +14,17 @@ class FixedInDegree:
     k: int
 
     def build(self, n_pre: int, n_post: int, same: bool, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        pre = [_choose_distinct(rng, n_pre, self.k, j if same else None) for j in range(n_post)]
-        post = np.repeat(np.arange(n_post), self.k)
-        return np.concatenate(pre) if pre else np.zeros(0, int), post
+        pool = n_pre - same
+        if self.k > pool:
+            raise ValueError(f"Invalid value for 'k': expected at most {pool} distinct partners, got {self.k}.")
+        # draw with replacement, vectorised; redraw only the (rare) rows with a repeated partner
+        picks = rng.integers(0, pool, size=(n_post, self.k))
+        ordered = np.sort(picks, axis=1)
+        for row in np.nonzero((ordered[:, 1:] == ordered[:, :-1]).any(axis=1))[0]:
+            picks[row] = rng.choice(pool, size=self.k, replace=False)
+        if same:  # skip the target's own index
+            picks = picks + (picks >= np.arange(n_post)[:, None])
+        return picks.ravel(), np.repeat(np.arange(n_post), self.k)
 
 
 @dataclass(frozen=True)
