@@ -15,7 +15,19 @@
   ≤ 1 ulp), which LLVM vectorises. PyTorch's ``exp`` (MKL or SLEEF) may differ from it in the last
   bit, which is the only difference between the backends (voltages agree to ~1e-13 mV);
 * spikes propagate event by event through the CSR synapse arrays into the ring buffer, sources in
-  increasing index and synapses in CSR order (the order of the torch loop's ``index_add_``).
+  increasing index and synapses in CSR order (the order of the torch loop's ``index_add_``);
+* spike sources: :func:`run` turns each chunk's Poisson draws (``randomness.poisson`` after
+  ``randomness.noise``, as the torch loop draws them) and the given schedule into one list of
+  *forced* spikes sorted by (step, neuron), which the kernel applies after each tile's threshold;
+* the T-current (segments with g_T > 0) is one more term after adaptation in g_tot and in the
+  numerator, with the h gate updated from V at the start of the step (a second inlined copy of the
+  membrane loop, so that segments without it run the plain loop);
+* plasticity (:func:`_plasticity`) runs after each step over the plastic synapses with the torch
+  loop's expressions in its order; weights change in the synapse array that propagation reads;
+* recorded AMPA/GABA-A currents are summed per population from the arrived conductances before
+  each tile's membrane pass, in neuron order (torch's ``sum`` adds in another order: ~1e-15 relative).
+
+Absent features cost nothing in the plain loop: each is one test per tile or per step.
 """
 
 from __future__ import annotations
@@ -40,15 +52,19 @@ if TYPE_CHECKING:
 
 _TILE = 1024
 _MIN_SPIKE_CAPACITY = 1 << 16
-#: Neuron parameters the kernel implements; any other key in ``Compiled.params`` raises (T-current
-#: and Poisson-source parameters are accepted while inactive: ``simulate`` sends those to torch).
+#: Neuron parameters the kernel implements; any other key in ``Compiled.params`` raises.
 _KNOWN_PARAMS = frozenset(
     "C g_L E_L V_th V_reset ref_steps I_bias E_rev decay mg adapt_b adapt_E adapt_decay noise_scale "
     "V0_mean V0_sd g_T E_T V_h h_decay_minus h_decay_plus h0 poisson_p".split()
 )
 #: Columns of the per-segment scalar table ``seg_f``.
 _C, _GL, _GLEL, _VTH, _VRESET, _MGC, _ADAPT_B, _ADAPT_E, _ADAPT_DECAY, _NOISE = range(10)
+_GT, _ET, _VH, _H_MINUS, _H_PLUS = range(10, 15)
+#: Rows of the plastic-synapse tables: ``pl_i`` (int) and ``pl_f`` (float); state rows x, y, θ.
+_P_INDEX, _P_PRE, _P_POST = range(3)
+_P_STDP, _P_A, _P_B, _P_DECAY_X, _P_DECAY_Y, _P_JUMP_X, _P_JUMP_Y, _P_TARGET, _P_TAU_THETA, _P_WMIN, _P_WMAX = range(11)
 _NMDA = RECEPTORS.index("nmda")
+_AMPA, _GABA_A = RECEPTORS.index("ampa"), RECEPTORS.index("gaba_a")
 
 # SLEEF expd_u10 (Boost Software License 1.0): Cody–Waite reduction by ln 2 and a degree-10
 # polynomial on |s| < ln2 / 2, evaluated with fused multiply-adds as SLEEF does.
@@ -126,33 +142,54 @@ def exp_kernel(x, out):
 @numba.njit(cache=True, error_model="numpy", nogil=True)
 def _steps(
     t, stop, noise_t0, noise, noisy,
-    V, ref, g, gw, buf, n_slots,
+    V, ref, g, gw, h, buf, n_slots,
     seg_lo, seg_hi, seg_f, seg_ref, seg_E, seg_decay, nmda_k, adapt, neg_dt,
     indptr, syn_off, syn_w,
+    force_steps, force_ids, cur_k, cur_lo, cur_hi, synaptic, pl_i, pl_f, pl_state, last, dt_ms,
     watch, traces, spike_steps, spike_ids, count,
 ):  # fmt: skip
     """Steps ``t .. stop-1`` in place; returns (next step, spike count), early when the spike arrays fill."""
     n = V.shape[0]
     gs, num, block = np.empty(_TILE), np.empty(_TILE), np.ones(_TILE)
     fired = np.zeros(_TILE, dtype=np.bool_)
+    cursor = np.searchsorted(force_steps, t)  # the first forced spike of step t or later
+    recording, plastic = cur_lo.shape[0] > 0, pl_i.shape[1] > 0
     while t < stop:
         if count + n > spike_steps.shape[0]:
             break
-        now = t % n_slots
+        now, first = t % n_slots, count
         for s in range(seg_lo.shape[0]):
+            t_current = seg_f[s, _GT] > 0.0
             for a in range(seg_lo[s], seg_hi[s], _TILE):
                 b = min(a + _TILE, seg_hi[s])
+                if recording:
+                    _currents(a, b, t, s, now, V, g, buf, seg_E, cur_k, cur_lo, cur_hi, synaptic)
                 _conductances(a, b, now, s, V, g, buf, seg_f, seg_E, seg_decay, nmda_k, gs, num, block)
                 noise_tile = noise[t - noise_t0, a:b] if noisy else noise[0, 0:0]
-                n_fired = _membrane(
-                    b - a, seg_f[s], seg_ref[s], V[a:b], ref[a:b], gw[a:b], gs, num, fired, adapt, noisy,
-                    noise_tile, neg_dt,
-                )  # fmt: skip
+                if t_current:  # the same loop with the T-current term (a constant flag: unswitched)
+                    n_fired = _membrane(
+                        b - a, seg_f[s], seg_ref[s], V[a:b], ref[a:b], gw[a:b], gs, num, fired, adapt, noisy,
+                        noise_tile, neg_dt, True, h[a:b],
+                    )  # fmt: skip
+                else:
+                    n_fired = _membrane(
+                        b - a, seg_f[s], seg_ref[s], V[a:b], ref[a:b], gw[a:b], gs, num, fired, adapt, noisy,
+                        noise_tile, neg_dt, False, h[a:b],
+                    )  # fmt: skip
+                if cursor < force_steps.shape[0] and force_steps[cursor] == t:
+                    cursor, n_forced = _force(
+                        a, b, t, cursor, force_steps, force_ids, seg_f[s], seg_ref[s], V, ref, gw, fired, adapt
+                    )
+                    n_fired += n_forced
                 if n_fired > 0:
                     count = _propagate(
                         a, b, t, now * g.shape[0] * n, fired, indptr, syn_off, syn_w, buf, spike_steps, spike_ids,
                         count,
                     )  # fmt: skip
+        if plastic:
+            for c in range(first, count):
+                last[spike_ids[c]] = t
+            _plasticity(t, last, pl_i, pl_f, pl_state, dt_ms, syn_w)
         for k in range(watch.shape[0]):
             traces[t, k] = V[watch[k]]
         t += 1
@@ -193,6 +230,25 @@ def _conductances(a, b, now, s, V, g, buf, seg_f, seg_E, seg_decay, nmda_k, gs, 
                 num[j] = num[j] + x * e_rev
 
 
+@numba.njit(inline="always", cache=True, error_model="numpy")
+def _currents(a, b, t, s, now, V, g, buf, seg_E, cur_k, cur_lo, cur_hi, synaptic):
+    """Recorded currents: Σ (g_r + arrivals)·(E_r − V) over each recorded population's neurons in a..b-1
+    (r = AMPA, GABA-A; before the tile's arrivals are added, with V at the start of the step)."""
+    n = V.shape[0]
+    base = now * g.shape[0] * n
+    for c in range(cur_lo.shape[0]):
+        lo, hi = max(a, cur_lo[c]), min(b, cur_hi[c])
+        for col in range(2):
+            k = cur_k[col]
+            if k < 0 or lo >= hi:
+                continue
+            e_rev, slot = seg_E[s, k], base + k * n
+            total = synaptic[c, t, col]
+            for i in range(lo, hi):
+                total += (g[k, i] + buf[slot + i]) * (e_rev - V[i])
+            synaptic[c, t, col] = total
+
+
 @numba.njit(inline="always", cache=True)
 def _propagate(a, b, t, base, fired, indptr, syn_off, syn_w, buf, spike_steps, spike_ids, count):
     """4. record the tile's spikes; 5. add each synapse's weight to slot (t + d) mod S of the buffer.
@@ -215,11 +271,13 @@ def _propagate(a, b, t, base, fired, indptr, syn_off, syn_w, buf, spike_steps, s
 
 
 @numba.njit(inline="always", cache=True, error_model="numpy")
-def _membrane(m, f, ref_steps, V, ref, gw, gs, num, fired, adapt, noisy, noise, neg_dt):
-    """2. membrane, 3. adaptation decay, 4. spikes of one tile (views); returns the spike count."""
+def _membrane(m, f, ref_steps, V, ref, gw, gs, num, fired, adapt, noisy, noise, neg_dt, t_current, h):
+    """2. membrane (with the T-current and its gate h when ``t_current``), 3. adaptation decay, 4. spikes
+    of one tile (views); returns the spike count."""
     g_leak, glel, c_m = f[_GL], f[_GLEL], f[_C]
     v_th, v_reset, noise_scale = f[_VTH], f[_VRESET], f[_NOISE]
     adapt_b, adapt_e, adapt_decay = f[_ADAPT_B], f[_ADAPT_E], f[_ADAPT_DECAY]
+    g_t, e_t, v_h, h_minus, h_plus = f[_GT], f[_ET], f[_VH], f[_H_MINUS], f[_H_PLUS]
     n_fired = 0
     for j in range(m):
         g_tot = g_leak + gs[j]
@@ -227,6 +285,14 @@ def _membrane(m, f, ref_steps, V, ref, gw, gs, num, fired, adapt, noisy, noise, 
         if adapt:
             g_tot = g_tot + gw[j]
             numer = numer + gw[j] * adapt_e
+        if t_current:
+            h_j = h[j]
+            if V[j] > v_h:
+                g_tot = g_tot + g_t * h_j
+                numer = numer + g_t * h_j * e_t
+                h[j] = h_j * h_minus
+            else:
+                h[j] = 1.0 - (1.0 - h_j) * h_plus
         v_inf = numer / g_tot
         v_new = v_inf + (V[j] - v_inf) * _exp(neg_dt * g_tot / c_m)
         if noisy:
@@ -243,6 +309,49 @@ def _membrane(m, f, ref_steps, V, ref, gw, gs, num, fired, adapt, noisy, noise, 
     return n_fired
 
 
+@numba.njit(inline="always", cache=True)
+def _force(a, b, t, cursor, force_steps, force_ids, f, ref_steps, V, ref, gw, fired, adapt):
+    """4. the forced (source) spikes of step t among neurons a..b-1, reset as threshold spikes are;
+    returns (next cursor, new spikes)."""
+    n_new = 0
+    while cursor < force_steps.shape[0] and force_steps[cursor] == t and force_ids[cursor] < b:
+        i = force_ids[cursor]
+        if not fired[i - a]:
+            fired[i - a] = True
+            V[i] = f[_VRESET]
+            ref[i] = ref_steps
+            if adapt:
+                gw[i] = gw[i] + f[_ADAPT_B]
+            n_new += 1
+        cursor += 1
+    return cursor, n_new
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _plasticity(t, last, pl_i, pl_f, state, dt_ms, syn_w):
+    """6. traces decay, weights change with the traces before this step's spikes, traces take the spikes
+    (``engine._Plasticity.step`` per synapse, same expressions and order); weights clipped."""
+    dt_s = dt_ms / 1000.0
+    for q in range(pl_i.shape[1]):
+        pre = 1.0 if last[pl_i[_P_PRE, q]] == t else 0.0
+        post = 1.0 if last[pl_i[_P_POST, q]] == t else 0.0
+        x = state[0, q] * pl_f[_P_DECAY_X, q]
+        y = state[1, q] * pl_f[_P_DECAY_Y, q]
+        a = pl_f[_P_A, q]
+        stdp = a * x * post - pl_f[_P_B, q] * y * pre
+        x = x + pre * pl_f[_P_JUMP_X, q]
+        y = y + post * pl_f[_P_JUMP_Y, q]
+        theta = state[2, q]
+        if pl_f[_P_STDP, q] > 0.0:
+            change = stdp
+        else:
+            theta = theta + (y**2 / pl_f[_P_TARGET, q] - theta) * dt_ms / pl_f[_P_TAU_THETA, q]
+            change = a * dt_s * x * y * (y - theta)
+        state[0, q], state[1, q], state[2, q] = x, y, theta
+        k = pl_i[_P_INDEX, q]
+        syn_w[k] = min(max(syn_w[k] + change, pl_f[_P_WMIN, q]), pl_f[_P_WMAX, q])
+
+
 def _segments(params: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """(lo, hi) of the runs of neurons whose parameters are all equal."""
     rows = np.vstack([np.atleast_2d(v).astype(np.float64) for k, v in params.items() if not k.startswith("V0")])
@@ -253,19 +362,15 @@ def _segments(params: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _prepare(compiled: Compiled) -> dict:
-    """Kernel arguments that do not change during a run (segments, used receptors, synapses)."""
+    """Kernel arguments that do not change during a run (segments, used receptors, synapses, plasticity)."""
     p = compiled.params
     unknown = set(p) - _KNOWN_PARAMS
     if unknown:
         raise NotImplementedError(f"The numba backend does not implement neuron parameter(s) {sorted(unknown)}.")
-    if compiled.plastic is not None or compiled.has_sources or compiled.has_t_current:
-        raise ValueError(
-            "Invalid value for 'backend': plastic projections, spike sources and T-currents run on backend='torch'."
-        )
     n = len(p["C"])
     used = np.unique(compiled.syn_receptor)  # increasing: the torch loop's summation order
     lo, hi = _segments(p)
-    seg_f = np.empty((len(lo), 10))
+    seg_f = np.empty((len(lo), 15))
     for column, values in (
         (_C, p["C"]),
         (_GL, p["g_L"]),
@@ -277,11 +382,17 @@ def _prepare(compiled: Compiled) -> dict:
         (_ADAPT_E, p["adapt_E"]),
         (_ADAPT_DECAY, p["adapt_decay"]),
         (_NOISE, p["noise_scale"]),
+        (_GT, p["g_T"]),
+        (_ET, p["E_T"]),
+        (_VH, p["V_h"]),
+        (_H_MINUS, p["h_decay_minus"]),
+        (_H_PLUS, p["h_decay_plus"]),
     ):
         seg_f[:, column] = values[lo]
     stride = len(used) * n
     compact = np.full(len(RECEPTORS), -1, dtype=np.int64)
     compact[used] = np.arange(len(used))
+    weights = compiled.syn_weight
     return {
         "n_slots": int(compiled.n_slots),
         "seg_lo": lo,
@@ -295,9 +406,40 @@ def _prepare(compiled: Compiled) -> dict:
         "neg_dt": -float(compiled.dt_ms),
         "indptr": np.ascontiguousarray(compiled.indptr, dtype=np.int64),
         "syn_off": _offsets(compiled.syn_delay * stride + compact[compiled.syn_receptor] * n + compiled.syn_post),
-        "syn_w": np.ascontiguousarray(compiled.syn_weight, dtype=np.float64),
+        # plastic weights change during the run: a copy, so that ``compiled`` keeps the initial ones
+        "syn_w": np.array(weights, dtype=np.float64) if compiled.plastic else np.ascontiguousarray(weights, np.float64),
+        "cur_k": compact[[_AMPA, _GABA_A]],
+        "dt_ms": float(compiled.dt_ms),
+        **_plastic_tables(compiled.plastic),
         "n_receptors": len(used),
     }
+
+
+def _plastic_tables(plastic: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
+    """``pl_i`` (3, P) int64, ``pl_f`` (11, P) and the state x, y, θ ``pl_state`` (3, P) of the P plastic
+    synapses (the initial state of ``engine._Plasticity``)."""
+    if plastic is None:
+        return {"pl_i": np.zeros((3, 0), np.int64), "pl_f": np.zeros((11, 0)), "pl_state": np.zeros((3, 0))}
+    q = plastic
+    bcm = q["rule"] == 2
+    rows = {
+        _P_STDP: (q["rule"] == 1).astype(np.float64),
+        _P_A: q["a"],
+        _P_B: q["b"],
+        _P_DECAY_X: q["decay_x"],
+        _P_DECAY_Y: q["decay_y"],
+        _P_JUMP_X: np.where(bcm, 1000.0 / q["tau_x"], 1.0),
+        _P_JUMP_Y: np.where(bcm, 1000.0 / q["tau_y"], 1.0),
+        _P_TARGET: q["target"],
+        _P_TAU_THETA: q["tau_theta"],
+        _P_WMIN: q["w_min"],
+        _P_WMAX: q["w_max"],
+    }
+    pl_f = np.ascontiguousarray(np.stack([rows[k] for k in range(len(rows))]), dtype=np.float64)
+    pl_i = np.ascontiguousarray(np.stack([q["index"], q["pre"], q["post"]]), dtype=np.int64)
+    state = np.zeros((3, pl_i.shape[1]))
+    state[2] = np.where(bcm, q["target"], 0.0)
+    return {"pl_i": pl_i, "pl_f": pl_f, "pl_state": state}
 
 
 def _offsets(values: np.ndarray) -> np.ndarray:
@@ -315,10 +457,38 @@ def _check_device(device: torch.device | str) -> None:
         )
 
 
+_NO_SPIKES = np.zeros(0, np.int64)
+
+
+def _forced(randomness: _Randomness, schedule, t0: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, neurons) of the source spikes of steps t0 .. stop-1, sorted by step then neuron: this
+    chunk's Poisson spikes (drawn here, after the chunk's noise) and the given schedule's."""
+    poisson = randomness.poisson(stop - t0)
+    steps, ids = [], []
+    if poisson is not None:
+        rows, cols = np.nonzero(poisson)
+        steps.append(rows + t0)
+        ids.append(randomness.poisson_idx[cols])
+    if schedule is not None:
+        lo, hi = np.searchsorted(schedule[0], (t0, stop))
+        steps.append(schedule[0][lo:hi])
+        ids.append(schedule[1][lo:hi])
+    if not steps:
+        return _NO_SPIKES, _NO_SPIKES
+    steps, ids = np.concatenate(steps).astype(np.int64), np.concatenate(ids).astype(np.int64)
+    order = np.lexsort((ids, steps))
+    return np.ascontiguousarray(steps[order]), np.ascontiguousarray(ids[order])
+
+
 def run(
-    compiled: Compiled, n_steps: int, randomness: _Randomness, record: dict[str, np.ndarray], device: torch.device
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Run ``n_steps`` of ``compiled`` on the CPU (the signature of ``engine._torch_run``).
+    compiled: Compiled,
+    n_steps: int,
+    randomness: _Randomness,
+    record: dict[str, np.ndarray],
+    device: torch.device,
+    currents: dict[str, slice] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Run ``n_steps`` of ``compiled`` on the CPU (the signature and results of ``engine._torch_run``).
 
     Returns
     -------
@@ -326,6 +496,10 @@ def run(
         In time order, within a step in increasing neuron index.
     traces : (n_steps, n_recorded) float64
         V (mV) after each step of the neurons in ``record`` (concatenated in its order).
+    weights : (n_synapses,) float64
+        Final weights (nS) in compiled synapse order (changed by plasticity only).
+    synaptic : (len(currents), n_steps, 2) float64
+        Summed AMPA and GABA-A currents (pA) of each population in ``currents`` at each step.
     """
     _check_device(device)
     net = _prepare(compiled)
@@ -335,11 +509,17 @@ def run(
     ref = np.zeros(n, dtype=np.int32)
     g = np.zeros((n_rec, n))
     gw = np.zeros(n)
+    h = np.array(compiled.params["h0"], dtype=np.float64)
     buf = np.zeros(net["n_slots"] * n_rec * n)
     watch = (
         np.concatenate([np.asarray(v, dtype=np.int64) for v in record.values()]) if record else np.zeros(0, np.int64)
     )
     traces = np.zeros((n_steps, len(watch)))
+    slices = list((currents or {}).values())
+    cur_lo = np.array([sl.start for sl in slices], dtype=np.int64)
+    cur_hi = np.array([sl.stop for sl in slices], dtype=np.int64)
+    synaptic = np.zeros((len(slices), n_steps, 2))
+    last = np.full(n, -1, dtype=np.int64)  # step of each neuron's latest spike (for plasticity)
     capacity = max(_MIN_SPIKE_CAPACITY, 4 * n)
     spike_steps, spike_ids = np.empty(capacity, np.int64), np.empty(capacity, np.int64)
     count, t = 0, 0
@@ -348,16 +528,18 @@ def run(
         noise = randomness.noise(stop - t)
         noisy = noise is not None
         noise = np.ascontiguousarray(noise, dtype=np.float64) if noisy else np.zeros((1, 0))
+        force_steps, force_ids = _forced(randomness, compiled.schedule, t, stop)
         chunk_start = t
         while t < stop:
             t, count = _steps(
-                t, stop, chunk_start, noise, noisy, V, ref, g, gw, buf, watch=watch, traces=traces,
-                spike_steps=spike_steps, spike_ids=spike_ids, count=count, **net,
+                t, stop, chunk_start, noise, noisy, V, ref, g, gw, h, buf, force_steps=force_steps,
+                force_ids=force_ids, cur_lo=cur_lo, cur_hi=cur_hi, synaptic=synaptic, last=last, watch=watch,
+                traces=traces, spike_steps=spike_steps, spike_ids=spike_ids, count=count, **net,
             )  # fmt: skip
             if t < stop:
                 capacity = max(2 * capacity, count + n)
                 spike_steps, spike_ids = _grown(spike_steps, capacity), _grown(spike_ids, capacity)
-    return spike_steps[:count].copy(), spike_ids[:count].copy(), traces
+    return spike_steps[:count].copy(), spike_ids[:count].copy(), traces, net["syn_w"], synaptic
 
 
 def _grown(values: np.ndarray, capacity: int) -> np.ndarray:
@@ -369,19 +551,23 @@ def _grown(values: np.ndarray, capacity: int) -> np.ndarray:
 def compile_kernel() -> dict:
     """Compile (or load from numba's cache) the step kernel; returns {"seconds", "cache_hit"}.
 
-    Runs two steps of a two-neuron network with every feature switched on, so that the first
+    Runs two steps of a small network with every feature switched on (noise, adaptation, NMDA,
+    T-current, given and Poisson sources, STDP and BCM, current recording), so that the first
     :func:`run` of a real network pays no compilation.
     """
-    from thalia.spiking.connectivity import Explicit
+    from thalia.spiking.connectivity import Explicit, OneToOne
     from thalia.spiking.engine import _Randomness
     from thalia.spiking.network import Network, compile_network
     from thalia.spiking.neurons import LIF
+    from thalia.spiking.plasticity import BCM, STDP
 
     net = Network()
-    net.add_population("a", 2, LIF(noise_mV=1.0, adapt_b_nS=1.0))
-    net.connect("a", "a", Explicit((0, 1), (1, 0)), weight_nS=1.0, receptor="nmda", delay_ms=0.1)
+    net.add_population("a", 2, LIF(noise_mV=1.0, adapt_b_nS=1.0, g_T_nS=1.0))
+    net.add_spike_source("s", 2, times_ms=[[0.0], []], rate_hz=10.0)
+    net.connect("a", "a", Explicit((0, 1), (1, 0)), weight_nS=1.0, receptor="nmda", delay_ms=0.1, plasticity=STDP())
+    net.connect("s", "a", OneToOne(), weight_nS=1.0, delay_ms=0.1, plasticity=BCM())
     compiled = compile_network(net, 0.1)
     start = time.perf_counter()
     hits = sum(_steps.stats.cache_hits.values())
-    run(compiled, 2, _Randomness(compiled, 0), {"a": np.array([0])}, "cpu")
+    run(compiled, 2, _Randomness(compiled, 0), {"a": np.array([0])}, "cpu", {"a": slice(0, 2)})
     return {"seconds": time.perf_counter() - start, "cache_hit": sum(_steps.stats.cache_hits.values()) > hits}

@@ -26,8 +26,9 @@ the exact ODE a decaying synaptic conductance delivers 1 + dt/(2τ) times its ch
 refractory hold lasts round(t_ref/dt) steps after the spike step (Brian2's ``refractory=t_ref``
 holds one step less); a delay of d steps corresponds to Brian2's delay (d − 1)·dt.
 
-Randomness: initial potentials and noise come from one ``torch.Generator`` seeded with ``seed`` on
-the CPU (noise in chunks of steps), so the NumPy/numba and torch backends see the same numbers.
+Randomness: initial potentials, noise and Poisson draws come from one ``torch.Generator`` seeded with
+``seed`` on the CPU (noise, then Poisson draws, in chunks of steps), so the numba and torch backends
+see the same numbers and give the same spikes for every feature.
 """
 
 from __future__ import annotations
@@ -199,9 +200,11 @@ def simulate(
     """Run ``network`` for ``duration_ms`` at step ``dt_ms`` (see the module docstring).
 
     ``backend="auto"`` picks the compiled CPU loop (numba) on the CPU when numba is installed and
-    torch otherwise. ``record_v`` maps population names to local indices whose V is recorded;
-    ``record_currents`` names populations whose summed AMPA and GABA-A currents (pA, at the start of
-    each step's membrane update) are recorded for :meth:`SimulationResult.lfp`.
+    torch otherwise; both backends run every feature (sources, T-currents, plasticity, current
+    recordings) with the same spikes, and ``backend="numba"`` runs on the CPU only. ``record_v`` maps
+    population names to local indices whose V is recorded; ``record_currents`` names populations
+    whose summed AMPA and GABA-A currents (pA, at the start of each step's membrane update) are
+    recorded for :meth:`SimulationResult.lfp`.
     """
     check_option("backend", backend, BACKENDS)
     if not np.isfinite(duration_ms) or duration_ms <= 0 or not np.isfinite(dt_ms) or dt_ms <= 0:
@@ -212,16 +215,8 @@ def simulate(
     randomness = _Randomness(compiled, seed)
     record = _record_index(compiled, record_v)
     currents = _current_slices(compiled, record_currents)
-    torch_only = compiled.plastic is not None or compiled.has_sources or compiled.has_t_current or bool(currents)
-    if backend == "numba" and torch_only:
-        raise ValueError(
-            "Invalid value for 'backend': plastic projections, spike sources, T-currents and current "
-            "recordings run on "
-            "backend='torch' for now."
-        )
     if backend == "auto":
-        compiled_ok = device.type == "cpu" and not torch_only
-        backend = "numba" if compiled_ok and _numba_available() else "torch"
+        backend = "numba" if device.type == "cpu" and _numba_available() else "torch"
     if backend == "numba":
         from thalia.spiking import _numba_engine
 

@@ -1,4 +1,5 @@
-"""The numba and torch backends of the spiking engine: agreement, exact delays, seeds, bad input, COBA rate."""
+"""The numba and torch backends of the spiking engine: agreement (also with spike sources, T-currents,
+plasticity and current recordings), exact delays, seeds, bad input, COBA rate."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ import numpy as np
 import pytest
 
 from thalia.spiking import LIF, FixedInDegree, Network, OneToOne, Probability, _numba_engine, simulate
+from thalia.spiking.engine import _Randomness, _torch_run
+from thalia.spiking.network import compile_network
+from thalia.spiking.neurons import ifb
+from thalia.spiking.plasticity import BCM, STDP
 
 BACKENDS = ("numba", "torch")
 
@@ -37,6 +42,76 @@ def test_numba_matches_torch_spike_for_spike(monkeypatch):
     for name in record:
         np.testing.assert_allclose(fast.voltage[name], ref.voltage[name], rtol=0, atol=1e-9)
     assert fast.backend == "numba" and ref.backend == "torch"
+
+
+def _feature_network() -> Network:
+    """E/I as above plus 20 IFB thalamic cells that 20 given spike trains inhibit for 150 ms (a rebound
+    burst follows), 40 Poisson sources, STDP (Poisson -> E, TC -> E) and BCM (E -> E) projections."""
+    net = Network()
+    exc = LIF(noise_mV=3.0, V_init_mV=-55.0, V_init_sd_mV=4.0, I_bias_pA=150.0, adapt_b_nS=2.0)
+    net.add_population("E", 120, exc)
+    net.add_population("I", 30, LIF(noise_mV=2.0, V_init_sd_mV=3.0, I_bias_pA=120.0, t_ref_ms=2.0))
+    net.add_population("TC", 20, ifb(I_bias_pA=35.0, V_init_mV=-55.0, V_init_sd_mV=2.0, noise_mV=0.5))
+    rng = np.random.default_rng(0)
+    trains = [np.round(np.arange(50.0, 200.0, 2.0) + rng.uniform(0.0, 2.0, 75), 1) for _ in range(20)]
+    net.add_spike_source("given", times_ms=trains)
+    net.add_spike_source("poisson", 40, rate_hz=40.0)
+    stdp = STDP(A_plus_nS=0.05, A_minus_nS=0.06, w_max_nS=4.0)
+    bcm = BCM(eta=1e-6, target_hz=10.0, tau_theta_ms=100.0, w_max_nS=3.0)
+    net.connect("given", "TC", FixedInDegree(5), weight_nS=2.0, receptor="gaba_a", delay_ms=0.5, rng=1)
+    net.connect("poisson", "E", FixedInDegree(5), weight_nS=2.0, delay_ms=1.0, rng=2, plasticity=stdp, name="stdp")
+    net.connect("TC", "E", FixedInDegree(4), weight_nS=3.0, delay_ms=0.3, rng=3, plasticity=STDP(), name="tc")
+    net.connect("E", "E", Probability(0.1), weight_nS=1.0, delay_ms=1.5, rng=4, plasticity=bcm, name="bcm")
+    net.connect("E", "E", Probability(0.1), weight_nS=0.5, receptor="nmda", delay_ms=2.0, rng=5)
+    net.connect("E", "I", FixedInDegree(10), weight_nS=3.0, delay_ms=0.5, rng=6)
+    net.connect("I", "E", FixedInDegree(8), weight_nS=3.0, receptor="gaba_a", delay_ms=0.8, rng=7)
+    net.connect("I", "I", FixedInDegree(4), weight_nS=1.0, receptor="gaba_b", delay_ms=0.1, rng=8)
+    return net
+
+
+def test_numba_matches_torch_with_sources_t_current_plasticity_and_currents(monkeypatch):
+    monkeypatch.setattr(_numba_engine, "_MIN_SPIKE_CAPACITY", 0)  # growth resumes mid-chunk (sources too)
+    record = {"E": np.arange(120), "TC": np.arange(20)}
+    options = {"seed": 5, "record_v": record, "record_currents": ["E", "TC"]}
+    fast, ref = (simulate(_feature_network(), 500.0, backend=b, **options) for b in BACKENDS)
+    # every feature acts: Poisson (40 Hz) and given spikes, rebound bursts after the inhibition, plasticity
+    assert ref.rate_hz("poisson") == pytest.approx(40.0, rel=0.1) and len(ref.spikes("given")[0]) > 1400
+    tc_times = ref.spikes("TC")[0]
+    assert len(tc_times) > 20 and tc_times.min() > 200.0
+    assert ref.rate_hz("E") > 10.0
+    np.testing.assert_array_equal(fast.spike_steps, ref.spike_steps)
+    np.testing.assert_array_equal(fast.spike_ids, ref.spike_ids)
+    for name in record:
+        np.testing.assert_allclose(fast.voltage[name], ref.voltage[name], rtol=0, atol=1e-9)
+    initial = {p.name: p.weight_nS for p in _feature_network().projections}
+    for name in ("stdp", "tc", "bcm"):
+        assert np.abs(ref.weights[name] - initial[name]).max() > 1e-3  # the weights did change
+    for name, weights in ref.weights.items():
+        np.testing.assert_allclose(fast.weights[name], weights, rtol=1e-12, atol=0)
+    for name, currents in ref.currents.items():
+        np.testing.assert_allclose(fast.currents[name], currents, rtol=0, atol=1e-12 * np.abs(currents).max())
+    assert np.abs(ref.currents["TC"][:, 1]).max() > 100.0  # GABA-A current (pA) of the inhibition
+
+
+def test_numba_run_returns_the_tuple_of_torch_run():
+    compiled = compile_network(_feature_network(), 0.1)
+    record, currents = {"TC": np.arange(5)}, {"E": slice(0, 120), "TC": slice(150, 170)}
+    outputs = [
+        run(compiled, 300, _Randomness(compiled, 2), record, "cpu", currents=currents)
+        for run in (_numba_engine.run, _torch_run)
+    ]
+    fast, ref = outputs
+    assert len(fast) == len(ref) == 5
+    for x, y in zip(fast, ref, strict=True):
+        assert x.shape == y.shape and x.dtype == y.dtype
+    np.testing.assert_array_equal(fast[1], ref[1])
+    np.testing.assert_allclose(fast[3], ref[3], rtol=1e-12, atol=0)
+    np.testing.assert_allclose(fast[4], ref[4], rtol=0, atol=1e-12 * np.abs(ref[4]).max())
+
+
+def test_auto_picks_numba_on_the_cpu_for_every_feature():
+    result = simulate(_feature_network(), 5.0, record_currents=["E"])
+    assert result.backend == "numba"
 
 
 def _delay_network(delays_ms) -> Network:

@@ -78,5 +78,5 @@ def test_bad_plasticity_and_sources_are_rejected():
     with pytest.raises(ValueError, match="tau_plus_ms"):
         STDP(tau_plus_ms=0.0)
     net.connect("a", "a", OneToOne(), weight_nS=1.0, plasticity=STDP(), name="p")
-    with pytest.raises(ValueError, match="backend"):
-        simulate(net, 1.0, backend="numba")
+    with pytest.raises(ValueError, match="device"):
+        simulate(net, 1.0, backend="numba", device="meta")
