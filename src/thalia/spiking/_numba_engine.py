@@ -33,6 +33,7 @@ Absent features cost nothing in the plain loop: each is one test per tile or per
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numba
@@ -487,6 +488,7 @@ def run(
     record: dict[str, np.ndarray],
     device: torch.device,
     currents: dict[str, slice] | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Run ``n_steps`` of ``compiled`` on the CPU (the signature and results of ``engine._torch_run``).
 
@@ -539,6 +541,8 @@ def run(
             if t < stop:
                 capacity = max(2 * capacity, count + n)
                 spike_steps, spike_ids = _grown(spike_steps, capacity), _grown(spike_ids, capacity)
+        if progress is not None:
+            progress(stop - chunk_start)
     return spike_steps[:count].copy(), spike_ids[:count].copy(), traces, net["syn_w"], synaptic
 
 

@@ -34,11 +34,12 @@ see the same numbers and give the same spikes for every feature.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from thalia._validation import check_option
 from thalia.spiking.network import Compiled, Network, compile_network
@@ -196,6 +197,7 @@ def simulate(
     device: str | torch.device = "cpu",
     record_v: dict[str, Sequence[int]] | None = None,
     record_currents: Sequence[str] = (),
+    progress: bool = False,
 ) -> SimulationResult:
     """Run ``network`` for ``duration_ms`` at step ``dt_ms`` (see the module docstring).
 
@@ -204,7 +206,7 @@ def simulate(
     recordings) with the same spikes, and ``backend="numba"`` runs on the CPU only. ``record_v`` maps
     population names to local indices whose V is recorded; ``record_currents`` names populations
     whose summed AMPA and GABA-A currents (pA, at the start of each step's membrane update) are
-    recorded for :meth:`SimulationResult.lfp`.
+    recorded for :meth:`SimulationResult.lfp`. ``progress=True`` shows a tqdm progress bar.
     """
     check_option("backend", backend, BACKENDS)
     if not np.isfinite(duration_ms) or duration_ms <= 0 or not np.isfinite(dt_ms) or dt_ms <= 0:
@@ -225,7 +227,9 @@ def simulate(
         run = _torch_run
     start = time.perf_counter()
     extra = {"currents": currents} if currents else {}
-    steps, ids, traces, *rest = run(compiled, n_steps, randomness, record, device, **extra)
+    with tqdm(total=n_steps, disable=not progress, unit="step", desc=f"simulate ({backend})") as bar:
+        steps, ids, traces, *rest = run(compiled, n_steps, randomness, record, device, progress=bar.update, **extra)
+        bar.update(n_steps - bar.n)
     wall = time.perf_counter() - start
     weights = compiled.projection_weights(rest[0] if rest else compiled.syn_weight)
     synaptic = dict(zip(currents, rest[1], strict=True)) if currents else {}
@@ -267,8 +271,9 @@ def _torch_run(
     record: dict,
     device: torch.device,
     currents: dict[str, slice] | None = None,
+    progress: Callable[[int], object] | None = None,
 ):
-    """The step loop in PyTorch (any device)."""
+    """The step loop in PyTorch (any device); ``progress(k)`` is called after every k steps done."""
     p = {k: torch.as_tensor(v, device=device) for k, v in compiled.params.items()}
     n = len(compiled.params["C"])
     R, S = len(RECEPTORS), compiled.n_slots
@@ -296,6 +301,8 @@ def _torch_run(
     gl_el = p["g_L"] * p["E_L"] + p["I_bias"]
     for t in range(n_steps):
         if t % NOISE_CHUNK == 0:
+            if t and progress is not None:
+                progress(NOISE_CHUNK)
             chunk = min(NOISE_CHUNK, n_steps - t)
             noise = _tensor(randomness.noise(chunk), device)
             poisson = _tensor(randomness.poisson(chunk), device)
