@@ -33,15 +33,7 @@ from thalia.spiking import LIF, Network, OneToOne, simulate
 pytestmark = pytest.mark.reference
 
 
-def _backends() -> list[str]:
-    try:
-        from thalia.spiking import _numba_engine  # noqa: F401
-    except ImportError:
-        return ["torch"]
-    return ["torch", "numba"]
-
-
-BACKENDS = _backends()
+BACKENDS = ["torch", "numba"]  # numba is a dependency: both backends are always tested
 EXACT_MV = 1e-9  # the scheme is exact for constant conductances: only rounding remains
 DT = 0.1
 #: A conductance time constant (ms) so long that g is constant in float64: exp(−dt/τ) rounds to
