@@ -138,11 +138,9 @@ def variational_laplace_batch(
         tol=check_positive_float("tol", tol),
         **dict(zip(("noise", "dof"), check_noise(noise, dof), strict=True)),
     )
-    fn = forward
-    method = jacobian or probe(forward, means[0])
-    if method == "finite_difference" and probe(forward, means[0]) == "finite_difference":
-        fn = _numpy_model(forward)
-    engine = ForwardJacobian(fn, jacobian=method, vectorize=vectorize)
+    kind = probe(forward, means[0])  # one call of the model: tensors (autodiff) or NumPy
+    fn = _numpy_model(forward) if kind == "finite_difference" else forward
+    engine = ForwardJacobian(fn, jacobian=jacobian or kind, vectorize=vectorize)
     p0, h0 = _starts(init, problem, batch)
     raw = vl.run(problem, engine, settings, p0, h0)
     labels = tuple(labels) if labels is not None else tuple(f"theta[{i}]" for i in range(len(mean)))

@@ -79,11 +79,8 @@ def as_csd(spectrum: Any, name: str = "spectrum") -> CSD:
 
 
 def _forward(model, data: CSD, mode: str):
-    options = {"jacobian": "finite_difference", "delay": "spm"} if mode == "spm" else {}
-    if mode == "spm" and isinstance(model, TCM):
-        options = {"jacobian": "finite_difference", "delay": "first_order"}
-    elif mode == "spm":
-        options["delay"] = model.spm_delay_method
+    # SPM's spectral mode: its finite-difference flow Jacobian and its delay operator for the model
+    options = {"jacobian": "finite_difference", "delay": model.spm_delay_method} if mode == "spm" else {}
     fn = model.spectrum_function(data.freqs, **options)
     n = len(model.channels)
     if n != data.n_channels:

@@ -172,10 +172,6 @@ class Compiled:
     def has_t_current(self) -> bool:
         return bool((self.params["g_T"] > 0).any())
 
-    @property
-    def has_sources(self) -> bool:
-        return self.schedule is not None or bool((self.params["poisson_p"] > 0).any())
-
     def projection_weights(self, weights: np.ndarray) -> dict[str, np.ndarray]:
         """Per projection, the weights (compiled order in) in the projection's own synapse order."""
         original = np.empty_like(weights)
@@ -261,20 +257,17 @@ def _plastic_arrays(projections, bounds, order, dt_ms: float) -> dict[str, np.nd
             continue
         n = len(proj.pre_idx)
         if isinstance(rule, STDP):
-            values = (1, rule.A_plus_nS, rule.A_minus_nS, rule.tau_plus_ms, rule.tau_minus_ms, 0.0, 1.0, 1.0)
+            values = (1, rule.A_plus_nS, rule.A_minus_nS, rule.tau_plus_ms, rule.tau_minus_ms, 0.0, 1.0)
         else:
-            values = (2, rule.eta, 0.0, rule.tau_pre_ms, rule.tau_post_ms, rule.tau_theta_ms, rule.target_hz, 0.0)
-        rows.append((np.arange(bounds[k], bounds[k] + n), values, (rule.w_min_nS, rule.w_max_nS)))
+            values = (2, rule.eta, 0.0, rule.tau_pre_ms, rule.tau_post_ms, rule.tau_theta_ms, rule.target_hz)
+        rows.append((np.arange(bounds[k], bounds[k] + n), (*values, rule.w_min_nS, rule.w_max_nS)))
     if not rows:
         return None
     where = np.empty(len(order), dtype=np.int64)
     where[order] = np.arange(len(order))  # compiled position of each original synapse
     index = np.concatenate([where[r[0]] for r in rows])
-    keys = ("rule", "a", "b", "tau_x", "tau_y", "tau_theta", "target", "unused")
+    keys = ("rule", "a", "b", "tau_x", "tau_y", "tau_theta", "target", "w_min", "w_max")
     out = {key: np.concatenate([np.full(len(r[0]), r[1][i], dtype=float) for r in rows]) for i, key in enumerate(keys)}
-    out.pop("unused")
-    out["w_min"] = np.concatenate([np.full(len(r[0]), r[2][0]) for r in rows])
-    out["w_max"] = np.concatenate([np.full(len(r[0]), r[2][1]) for r in rows])
     out["decay_x"], out["decay_y"] = np.exp(-dt_ms / out["tau_x"]), np.exp(-dt_ms / out["tau_y"])
     out["index"] = index
     return out
