@@ -1,11 +1,14 @@
 """The compiled CPU step loop (numba) of :mod:`thalia.spiking.engine`.
 
-:func:`run` implements the step semantics of the engine's module docstring with the operations of
-``_torch_run`` in the same floating-point order, so both backends produce the same spikes:
+:class:`NumbaEngine` (the state of a ``Simulator``) implements the step semantics of the engine's
+module docstring with the operations of ``engine._TorchEngine`` in the same floating-point order, so
+both backends produce the same spikes:
 
-* one ``@numba.njit(cache=True)`` kernel, :func:`_steps`, runs a whole chunk of steps (up to
-  ``engine.NOISE_CHUNK``, the block of noise the shared ``torch.Generator`` draws at once); it stops
-  early only when the spike arrays are full, and :func:`run` grows them and resumes;
+* one ``@numba.njit(cache=True)`` kernel, :func:`_steps`, runs the steps of a call that lie in one
+  chunk of the randomness pool (``engine.NOISE_CHUNK`` steps, the block of noise the shared
+  ``torch.Generator`` draws at once); it stops early only when the spike arrays are full, and
+  :meth:`NumbaEngine.advance` grows them and resumes. The arrays of the state and the constants are
+  prepared once, so a call costs ~15 µs besides its steps;
 * neurons are stepped in runs of identical parameters (*segments*: a population, or several with one
   neuron model), so every parameter is a scalar in the inner loops, and in tiles of ``_TILE`` neurons
   so that each tile's passes (arrivals and decay per receptor, membrane, spikes) stay in the L1 cache;
@@ -16,16 +19,19 @@
   bit, which is the only difference between the backends (voltages agree to ~1e-13 mV);
 * spikes propagate event by event through the CSR synapse arrays into the ring buffer, sources in
   increasing index and synapses in CSR order (the order of the torch loop's ``index_add_``);
-* spike sources: :func:`run` turns each chunk's Poisson draws (``randomness.poisson`` after
-  ``randomness.noise``, as the torch loop draws them) and the given schedule into one list of
-  *forced* spikes sorted by (step, neuron), which the kernel applies after each tile's threshold;
+* spike sources: each pool chunk's Poisson draws and the given schedule become one list of *forced*
+  spikes sorted by (step, neuron) (merged with a call's ``inputs``), which the kernel applies after
+  each tile's threshold;
+* the ``averaged`` integrator multiplies each arrived conductance (and g_w) by its step average κ
+  (κ = 1 exactly for ``exponential_euler``, so that scheme's sums are unchanged);
 * the T-current (segments with g_T > 0) is one more term after adaptation in g_tot and in the
   numerator, with the h gate updated from V at the start of the step (a second inlined copy of the
   membrane loop, so that segments without it run the plain loop);
 * plasticity (:func:`_plasticity`) runs after each step over the plastic synapses with the torch
   loop's expressions in its order; weights change in the synapse array that propagation reads;
 * recorded AMPA/GABA-A currents are summed per population from the arrived conductances before
-  each tile's membrane pass, in neuron order (torch's ``sum`` adds in another order: ~1e-15 relative).
+  each tile's membrane pass, in neuron order (torch's ``sum`` adds in another order: ~1e-15 relative);
+  recorded state variables (:func:`_record`) are copied after each step.
 
 Absent features cost nothing in the plain loop: each is one test per tile or per step.
 """
@@ -44,7 +50,6 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from thalia.spiking.engine import NOISE_CHUNK
 from thalia.spiking.neurons import MG_BLOCK_MM, MG_BLOCK_SLOPE_PER_MV, RECEPTORS
 
 if TYPE_CHECKING:
@@ -56,11 +61,13 @@ _MIN_SPIKE_CAPACITY = 1 << 16
 #: Neuron parameters the kernel implements; any other key in ``Compiled.params`` raises.
 _KNOWN_PARAMS = frozenset(
     "C g_L E_L V_th V_reset ref_steps I_bias E_rev decay mg adapt_b adapt_E adapt_decay noise_scale "
-    "V0_mean V0_sd g_T E_T V_h h_decay_minus h_decay_plus h0 poisson_p".split()
+    "V0_mean V0_sd g_T E_T V_h h_decay_minus h_decay_plus h0 poisson_p avg_factor adapt_avg_factor".split()
 )
 #: Columns of the per-segment scalar table ``seg_f``.
 _C, _GL, _GLEL, _VTH, _VRESET, _MGC, _ADAPT_B, _ADAPT_E, _ADAPT_DECAY, _NOISE = range(10)
-_GT, _ET, _VH, _H_MINUS, _H_PLUS = range(10, 15)
+_GT, _ET, _VH, _H_MINUS, _H_PLUS, _AVG_W = range(10, 16)
+#: Codes of the recorded variables other than conductances (>= 0: the stored receptor; -1: unused receptor).
+_REC_V, _REC_ADAPT, _REC_H, _REC_ZERO = -2, -3, -4, -1
 #: Rows of the plastic-synapse tables: ``pl_i`` (int) and ``pl_f`` (float); state rows x, y, θ.
 _P_INDEX, _P_PRE, _P_POST = range(3)
 _P_STDP, _P_A, _P_B, _P_DECAY_X, _P_DECAY_Y, _P_JUMP_X, _P_JUMP_Y, _P_TARGET, _P_TAU_THETA, _P_WMIN, _P_WMAX = range(11)
@@ -142,14 +149,15 @@ def exp_kernel(x, out):
 
 @numba.njit(cache=True, error_model="numpy", nogil=True)
 def _steps(
-    t, stop, noise_t0, noise, noisy,
-    V, ref, g, gw, h, buf, n_slots,
-    seg_lo, seg_hi, seg_f, seg_ref, seg_E, seg_decay, nmda_k, adapt, neg_dt,
-    indptr, syn_off, syn_w,
-    force_steps, force_ids, cur_k, cur_lo, cur_hi, synaptic, pl_i, pl_f, pl_state, last, dt_ms,
-    watch, traces, spike_steps, spike_ids, count,
+    t, stop, rec0, noise_t0, noise, force_steps, force_ids, traces, synaptic, spike_steps, spike_ids, count,
+    V, ref, g, gw, h, buf, syn_w, pl_state, last,
+    n_slots, seg_lo, seg_hi, seg_f, seg_ref, seg_E, seg_decay, seg_avg, nmda_k, adapt, neg_dt, noisy,
+    indptr, syn_off, cur_k, cur_lo, cur_hi, pl_i, pl_f, dt_ms, watch, rec_codes,
 ):  # fmt: skip
-    """Steps ``t .. stop-1`` in place; returns (next step, spike count), early when the spike arrays fill."""
+    """Steps ``t .. stop-1`` in place; returns (next step, spike count), early when the spike arrays fill.
+
+    Rows ``t − rec0`` of ``traces`` and ``synaptic`` record step t; row ``t − noise_t0`` of ``noise`` is its noise.
+    """
     n = V.shape[0]
     gs, num, block = np.empty(_TILE), np.empty(_TILE), np.ones(_TILE)
     fired = np.zeros(_TILE, dtype=np.bool_)
@@ -164,8 +172,8 @@ def _steps(
             for a in range(seg_lo[s], seg_hi[s], _TILE):
                 b = min(a + _TILE, seg_hi[s])
                 if recording:
-                    _currents(a, b, t, s, now, V, g, buf, seg_E, cur_k, cur_lo, cur_hi, synaptic)
-                _conductances(a, b, now, s, V, g, buf, seg_f, seg_E, seg_decay, nmda_k, gs, num, block)
+                    _currents(a, b, t - rec0, s, now, V, g, buf, seg_E, seg_avg, cur_k, cur_lo, cur_hi, synaptic)
+                _conductances(a, b, now, s, V, g, buf, seg_f, seg_E, seg_decay, seg_avg, nmda_k, gs, num, block)
                 noise_tile = noise[t - noise_t0, a:b] if noisy else noise[0, 0:0]
                 if t_current:  # the same loop with the T-current term (a constant flag: unswitched)
                     n_fired = _membrane(
@@ -191,15 +199,33 @@ def _steps(
             for c in range(first, count):
                 last[spike_ids[c]] = t
             _plasticity(t, last, pl_i, pl_f, pl_state, dt_ms, syn_w)
-        for k in range(watch.shape[0]):
-            traces[t, k] = V[watch[k]]
+        if watch.shape[0] > 0:
+            _record(traces, t - rec0, rec_codes, watch, V, gw, h, g)
         t += 1
     return t, count
 
 
+@numba.njit(inline="always", cache=True)
+def _record(traces, row, rec_codes, watch, V, gw, h, g):
+    """The recorded variables of the watched neurons after a step (``traces[v, row, k]``)."""
+    for v in range(rec_codes.shape[0]):
+        code = rec_codes[v]
+        for k in range(watch.shape[0]):
+            i = watch[k]
+            if code == _REC_V:
+                traces[v, row, k] = V[i]
+            elif code == _REC_ADAPT:
+                traces[v, row, k] = gw[i]
+            elif code == _REC_H:
+                traces[v, row, k] = h[i]
+            elif code >= 0:
+                traces[v, row, k] = g[code, i]
+
+
 @numba.njit(inline="always", cache=True, error_model="numpy")
-def _conductances(a, b, now, s, V, g, buf, seg_f, seg_E, seg_decay, nmda_k, gs, num, block):
-    """1. arrivals, the sums Σ g_r·B_r and Σ g_r·B_r·E_r (receptor order) into gs, num; 3. decay of g."""
+def _conductances(a, b, now, s, V, g, buf, seg_f, seg_E, seg_decay, seg_avg, nmda_k, gs, num, block):
+    """1. arrivals, the sums Σ ḡ_r·B_r and Σ ḡ_r·B_r·E_r (receptor order; ḡ = κ·g, κ = 1 unless the integrator
+    is ``averaged``) into gs, num; 3. decay of g."""
     n, m = V.shape[0], b - a
     base = now * g.shape[0] * n
     for j in range(m):
@@ -211,7 +237,7 @@ def _conductances(a, b, now, s, V, g, buf, seg_f, seg_E, seg_decay, nmda_k, gs, 
         for j in range(m):
             block[j] = 1.0 / (1.0 + mgc * _exp(-MG_BLOCK_SLOPE_PER_MV * v_tile[j]))
     for k in range(g.shape[0]):
-        e_rev, decay = seg_E[s, k], seg_decay[s, k]
+        e_rev, decay, avg = seg_E[s, k], seg_decay[s, k], seg_avg[s, k]
         gk = g[k, a:b]
         slot = buf[base + k * n + a : base + k * n + b]
         if k == nmda_k:
@@ -219,7 +245,7 @@ def _conductances(a, b, now, s, V, g, buf, seg_f, seg_E, seg_decay, nmda_k, gs, 
                 x = gk[j] + slot[j]
                 slot[j] = 0.0
                 gk[j] = x * decay
-                x = x * block[j]
+                x = x * avg * block[j]
                 gs[j] = gs[j] + x
                 num[j] = num[j] + x * e_rev
         else:
@@ -227,14 +253,15 @@ def _conductances(a, b, now, s, V, g, buf, seg_f, seg_E, seg_decay, nmda_k, gs, 
                 x = gk[j] + slot[j]
                 slot[j] = 0.0
                 gk[j] = x * decay
+                x = x * avg
                 gs[j] = gs[j] + x
                 num[j] = num[j] + x * e_rev
 
 
 @numba.njit(inline="always", cache=True, error_model="numpy")
-def _currents(a, b, t, s, now, V, g, buf, seg_E, cur_k, cur_lo, cur_hi, synaptic):
-    """Recorded currents: Σ (g_r + arrivals)·(E_r − V) over each recorded population's neurons in a..b-1
-    (r = AMPA, GABA-A; before the tile's arrivals are added, with V at the start of the step)."""
+def _currents(a, b, row, s, now, V, g, buf, seg_E, seg_avg, cur_k, cur_lo, cur_hi, synaptic):
+    """Recorded currents: Σ κ_r·(g_r + arrivals)·(E_r − V) over each recorded population's neurons in a..b-1
+    (r = AMPA, GABA-A; before the tile's arrivals are added, with V at the start of the step) into ``row``."""
     n = V.shape[0]
     base = now * g.shape[0] * n
     for c in range(cur_lo.shape[0]):
@@ -243,11 +270,11 @@ def _currents(a, b, t, s, now, V, g, buf, seg_E, cur_k, cur_lo, cur_hi, synaptic
             k = cur_k[col]
             if k < 0 or lo >= hi:
                 continue
-            e_rev, slot = seg_E[s, k], base + k * n
-            total = synaptic[c, t, col]
+            e_rev, slot, avg = seg_E[s, k], base + k * n, seg_avg[s, k]
+            total = synaptic[c, row, col]
             for i in range(lo, hi):
-                total += (g[k, i] + buf[slot + i]) * (e_rev - V[i])
-            synaptic[c, t, col] = total
+                total += (g[k, i] + buf[slot + i]) * avg * (e_rev - V[i])
+            synaptic[c, row, col] = total
 
 
 @numba.njit(inline="always", cache=True)
@@ -277,15 +304,16 @@ def _membrane(m, f, ref_steps, V, ref, gw, gs, num, fired, adapt, noisy, noise, 
     of one tile (views); returns the spike count."""
     g_leak, glel, c_m = f[_GL], f[_GLEL], f[_C]
     v_th, v_reset, noise_scale = f[_VTH], f[_VRESET], f[_NOISE]
-    adapt_b, adapt_e, adapt_decay = f[_ADAPT_B], f[_ADAPT_E], f[_ADAPT_DECAY]
+    adapt_b, adapt_e, adapt_decay, adapt_avg = f[_ADAPT_B], f[_ADAPT_E], f[_ADAPT_DECAY], f[_AVG_W]
     g_t, e_t, v_h, h_minus, h_plus = f[_GT], f[_ET], f[_VH], f[_H_MINUS], f[_H_PLUS]
     n_fired = 0
     for j in range(m):
         g_tot = g_leak + gs[j]
         numer = glel + num[j]
         if adapt:
-            g_tot = g_tot + gw[j]
-            numer = numer + gw[j] * adapt_e
+            gw_avg = gw[j] * adapt_avg
+            g_tot = g_tot + gw_avg
+            numer = numer + gw_avg * adapt_e
         if t_current:
             h_j = h[j]
             if V[j] > v_h:
@@ -362,7 +390,7 @@ def _segments(params: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
-def _prepare(compiled: Compiled) -> dict:
+def _prepare(compiled: Compiled, averaged: bool = False) -> dict:
     """Kernel arguments that do not change during a run (segments, used receptors, synapses, plasticity)."""
     p = compiled.params
     unknown = set(p) - _KNOWN_PARAMS
@@ -371,7 +399,7 @@ def _prepare(compiled: Compiled) -> dict:
     n = len(p["C"])
     used = np.unique(compiled.syn_receptor)  # increasing: the torch loop's summation order
     lo, hi = _segments(p)
-    seg_f = np.empty((len(lo), 15))
+    seg_f = np.empty((len(lo), 16))
     for column, values in (
         (_C, p["C"]),
         (_GL, p["g_L"]),
@@ -388,12 +416,13 @@ def _prepare(compiled: Compiled) -> dict:
         (_VH, p["V_h"]),
         (_H_MINUS, p["h_decay_minus"]),
         (_H_PLUS, p["h_decay_plus"]),
+        (_AVG_W, p["adapt_avg_factor"] if averaged else np.ones(n)),
     ):
         seg_f[:, column] = values[lo]
     stride = len(used) * n
     compact = np.full(len(RECEPTORS), -1, dtype=np.int64)
     compact[used] = np.arange(len(used))
-    weights = compiled.syn_weight
+    avg = p["avg_factor"] if averaged else np.ones_like(p["decay"])
     return {
         "n_slots": int(compiled.n_slots),
         "seg_lo": lo,
@@ -402,17 +431,17 @@ def _prepare(compiled: Compiled) -> dict:
         "seg_ref": np.ascontiguousarray(p["ref_steps"][lo], dtype=np.int32),
         "seg_E": np.ascontiguousarray(p["E_rev"][used][:, lo].T, dtype=np.float64),
         "seg_decay": np.ascontiguousarray(p["decay"][used][:, lo].T, dtype=np.float64),
+        "seg_avg": np.ascontiguousarray(avg[used][:, lo].T, dtype=np.float64),
         "nmda_k": int(compact[_NMDA]),
         "adapt": bool((p["adapt_b"] > 0).any()),
         "neg_dt": -float(compiled.dt_ms),
         "indptr": np.ascontiguousarray(compiled.indptr, dtype=np.int64),
         "syn_off": _offsets(compiled.syn_delay * stride + compact[compiled.syn_receptor] * n + compiled.syn_post),
-        # plastic weights change during the run: a copy, so that ``compiled`` keeps the initial ones
-        "syn_w": np.array(weights, dtype=np.float64) if compiled.plastic else np.ascontiguousarray(weights, np.float64),
         "cur_k": compact[[_AMPA, _GABA_A]],
         "dt_ms": float(compiled.dt_ms),
         **_plastic_tables(compiled.plastic),
-        "n_receptors": len(used),
+        "used": used,
+        "compact": compact,
     }
 
 
@@ -459,26 +488,178 @@ def _check_device(device: torch.device | str) -> None:
 
 
 _NO_SPIKES = np.zeros(0, np.int64)
+#: Kernel arguments after the per-call ones, in the kernel's order: the state, then the constants.
+_STATE_ARGS = ("V", "ref", "g", "gw", "h", "buf", "syn_w", "pl_state", "last")
+_CONST_ARGS = (
+    "n_slots seg_lo seg_hi seg_f seg_ref seg_E seg_decay seg_avg nmda_k adapt neg_dt noisy indptr syn_off cur_k "
+    "cur_lo cur_hi pl_i pl_f dt_ms watch rec_codes"
+).split()
 
 
-def _forced(randomness: _Randomness, schedule, t0: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-    """(steps, neurons) of the source spikes of steps t0 .. stop-1, sorted by step then neuron: this
-    chunk's Poisson spikes (drawn here, after the chunk's noise) and the given schedule's."""
-    poisson = randomness.poisson(stop - t0)
-    steps, ids = [], []
-    if poisson is not None:
-        rows, cols = np.nonzero(poisson)
-        steps.append(rows + t0)
-        ids.append(randomness.poisson_idx[cols])
-    if schedule is not None:
-        lo, hi = np.searchsorted(schedule[0], (t0, stop))
-        steps.append(schedule[0][lo:hi])
-        ids.append(schedule[1][lo:hi])
+def _sorted_spikes(steps: list[np.ndarray], ids: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, neurons) concatenated and sorted by step, then neuron."""
     if not steps:
         return _NO_SPIKES, _NO_SPIKES
     steps, ids = np.concatenate(steps).astype(np.int64), np.concatenate(ids).astype(np.int64)
     order = np.lexsort((ids, steps))
     return np.ascontiguousarray(steps[order]), np.ascontiguousarray(ids[order])
+
+
+def _in_range(spikes: tuple[np.ndarray, np.ndarray], t0: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    lo, hi = np.searchsorted(spikes[0], (t0, stop))
+    return spikes[0][lo:hi], spikes[1][lo:hi]
+
+
+class NumbaEngine:
+    """The state of a network in NumPy arrays, advanced by the compiled kernel (the interface of
+    ``engine._TorchEngine``: ``t``, ``advance``, ``weights``, ``state``, ``load``).
+
+    Conductances and the ring buffer hold only the receptors that some synapse uses (``state`` and
+    ``load`` convert to and from all of ``RECEPTORS``).
+    """
+
+    def __init__(
+        self,
+        compiled: Compiled,
+        randomness: _Randomness,
+        *,
+        watch: np.ndarray,
+        record_vars=("V",),
+        currents: dict[str, slice] | None = None,
+        integrator: str = "exponential_euler",
+    ) -> None:
+        net = _prepare(compiled, averaged=integrator == "averaged")
+        self.used, compact = net.pop("used"), net.pop("compact")
+        self.compiled, self.randomness, self.t = compiled, randomness, 0
+        n, n_rec = len(compiled.params["C"]), len(self.used)
+        self.n = n
+        slices = list((currents or {}).values())
+        self.arrays = {
+            "V": np.array(randomness.V0, dtype=np.float64),
+            "ref": np.zeros(n, dtype=np.int32),
+            "g": np.zeros((n_rec, n)),
+            "gw": np.zeros(n),
+            "h": np.array(compiled.params["h0"], dtype=np.float64),
+            "buf": np.zeros(net["n_slots"] * n_rec * n),
+            "syn_w": np.array(compiled.syn_weight, dtype=np.float64),  # a copy: ``compiled`` keeps its weights
+            "pl_state": net.pop("pl_state"),
+            "last": np.full(n, -1, dtype=np.int64),  # step of each neuron's latest spike (for plasticity)
+            **net,
+            "noisy": randomness.noisy,
+            "cur_lo": np.array([sl.start for sl in slices], dtype=np.int64),
+            "cur_hi": np.array([sl.stop for sl in slices], dtype=np.int64),
+            "watch": np.ascontiguousarray(watch, dtype=np.int64),
+            "rec_codes": np.array([_record_code(v, compact) for v in record_vars], dtype=np.int64),
+        }
+        self.args = tuple(self.arrays[k] for k in (*_STATE_ARGS, *_CONST_ARGS))
+        self.n_currents, self.n_vars = len(slices), len(record_vars)
+        capacity = max(_MIN_SPIKE_CAPACITY, 4 * n)
+        self.spike_steps, self.spike_ids = np.empty(capacity, np.int64), np.empty(capacity, np.int64)
+        self.no_noise = np.zeros((1, 0))
+        self.chunk_key, self.chunk_spikes = None, (_NO_SPIKES, _NO_SPIKES)
+
+    def advance(self, n_steps: int, inputs: list, progress: Callable[[int], object] | None):
+        """Steps t .. t + n_steps − 1: (spike steps, spike ids, traces (n_vars, n_steps, n_watch),
+        currents (n_currents, n_steps, 2)); spike steps on the simulator's clock."""
+        t0 = t = self.t
+        end = t0 + n_steps
+        traces = np.zeros((self.n_vars, n_steps, len(self.arrays["watch"])))
+        synaptic = np.zeros((self.n_currents, n_steps, 2))
+        extra = self._input_spikes(inputs, t0)
+        count = 0
+        while t < end:
+            start, stop, noise = self._chunk(t)
+            stop = min(stop, end)
+            forced = self.chunk_spikes if extra is None else self._merged(extra, t, stop)
+            noise = self.no_noise if noise is None else noise
+            first = t
+            while t < stop:
+                t, count = _steps(
+                    t, stop, t0, start, noise, *forced, traces, synaptic, self.spike_steps, self.spike_ids, count,
+                    *self.args,
+                )  # fmt: skip
+                if t < stop:
+                    capacity = max(2 * len(self.spike_steps), count + self.n)
+                    self.spike_steps, self.spike_ids = (
+                        _grown(self.spike_steps, capacity),
+                        _grown(self.spike_ids, capacity),
+                    )
+            if progress is not None:
+                progress(stop - first)
+        self.t = end
+        return self.spike_steps[:count].copy(), self.spike_ids[:count].copy(), traces, synaptic
+
+    def _chunk(self, t: int) -> tuple[int, int, np.ndarray | None]:
+        """(start, stop, noise) of the pool chunk holding step t; its forced spikes (Poisson and given,
+        sorted by step then neuron) in ``chunk_spikes``."""
+        start, stop, noise, poisson = self.randomness.chunk(t)
+        if self.chunk_key != (start, stop):
+            steps, ids = [], []
+            if poisson is not None:
+                rows, cols = np.nonzero(poisson)
+                steps.append(rows + start)
+                ids.append(self.randomness.poisson_idx[cols])
+            if self.compiled.schedule is not None:
+                given = _in_range(self.compiled.schedule, start, stop)
+                steps.append(given[0])
+                ids.append(given[1])
+            self.chunk_spikes, self.chunk_key = _sorted_spikes(steps, ids), (start, stop)
+        return start, stop, noise
+
+    def _input_spikes(self, inputs: list, t0: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """(steps, neurons) of the forced input spikes, sorted; None without inputs."""
+        if not inputs:
+            return None
+        steps, ids = [], []
+        for offset, values in inputs:
+            array = values.cpu().numpy() if isinstance(values, torch.Tensor) else values
+            rows, cols = np.nonzero(array)
+            steps.append(rows + t0)
+            ids.append(cols + offset)
+        return _sorted_spikes(steps, ids)
+
+    def _merged(self, extra, t: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        chunk, given = _in_range(self.chunk_spikes, t, stop), _in_range(extra, t, stop)
+        return _sorted_spikes([chunk[0], given[0]], [chunk[1], given[1]])
+
+    def weights(self) -> np.ndarray:
+        return self.arrays["syn_w"]
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The state in the layout of ``Simulator.state_dict`` (all receptors)."""
+        a, n, R = self.arrays, self.n, len(RECEPTORS)
+        g = np.zeros((R, n))
+        g[self.used] = a["g"]
+        buffer = np.zeros((a["n_slots"], R, n))
+        buffer[:, self.used] = a["buf"].reshape(a["n_slots"], len(self.used), n)
+        return {
+            "V": a["V"].copy(), "ref": a["ref"].astype(np.int64), "g": g, "g_adapt": a["gw"].copy(),
+            "h": a["h"].copy(), "buffer": buffer, "weights": a["syn_w"].copy(), "plasticity_x": a["pl_state"][0].copy(),
+            "plasticity_y": a["pl_state"][1].copy(), "plasticity_theta": a["pl_state"][2].copy(),
+        }  # fmt: skip
+
+    def load(self, t: int, state) -> None:
+        """Copy ``state`` (``Simulator.state_dict`` layout) into the kernel's arrays."""
+        a, unused = self.arrays, np.setdiff1d(np.arange(len(RECEPTORS)), self.used)
+        g, buffer = np.asarray(state["g"]), np.asarray(state["buffer"])
+        if np.any(g[unused]) or np.any(buffer[:, unused]):
+            names = [RECEPTORS[r] for r in unused]
+            raise ValueError(f"Invalid value for state['g'] / state['buffer']: conductance on {names}, receptors that "
+                             "no synapse of this network uses (a state of another network?).")  # fmt: skip
+        a["V"][:], a["ref"][:], a["gw"][:], a["h"][:] = state["V"], state["ref"], state["g_adapt"], state["h"]
+        a["g"][:] = g[self.used]
+        a["buf"][:] = buffer[:, self.used].reshape(-1)
+        a["syn_w"][:] = state["weights"]
+        for row, key in enumerate(("plasticity_x", "plasticity_y", "plasticity_theta")):
+            a["pl_state"][row] = state[key]
+        a["last"][:] = -1
+        self.t, self.chunk_key = t, None
+
+
+def _record_code(var: str, compact: np.ndarray) -> int:
+    """The kernel's code of a recorded variable (``engine.STATE_VARS``)."""
+    codes = {"V": _REC_V, "g_adapt": _REC_ADAPT, "h": _REC_H}
+    return codes[var] if var in codes else int(compact[RECEPTORS.index(var[2:])])
 
 
 def run(
@@ -490,7 +671,8 @@ def run(
     currents: dict[str, slice] | None = None,
     progress: Callable[[int], object] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Run ``n_steps`` of ``compiled`` on the CPU (the signature and results of ``engine._torch_run``).
+    """Run ``n_steps`` of ``compiled`` from its initial state on the CPU (the signature and results of
+    ``engine._torch_run``).
 
     Returns
     -------
@@ -504,46 +686,11 @@ def run(
         Summed AMPA and GABA-A currents (pA) of each population in ``currents`` at each step.
     """
     _check_device(device)
-    net = _prepare(compiled)
-    n_rec = net.pop("n_receptors")
-    n = len(compiled.params["C"])
-    V = np.array(randomness.V0, dtype=np.float64)
-    ref = np.zeros(n, dtype=np.int32)
-    g = np.zeros((n_rec, n))
-    gw = np.zeros(n)
-    h = np.array(compiled.params["h0"], dtype=np.float64)
-    buf = np.zeros(net["n_slots"] * n_rec * n)
-    watch = (
-        np.concatenate([np.asarray(v, dtype=np.int64) for v in record.values()]) if record else np.zeros(0, np.int64)
-    )
-    traces = np.zeros((n_steps, len(watch)))
-    slices = list((currents or {}).values())
-    cur_lo = np.array([sl.start for sl in slices], dtype=np.int64)
-    cur_hi = np.array([sl.stop for sl in slices], dtype=np.int64)
-    synaptic = np.zeros((len(slices), n_steps, 2))
-    last = np.full(n, -1, dtype=np.int64)  # step of each neuron's latest spike (for plasticity)
-    capacity = max(_MIN_SPIKE_CAPACITY, 4 * n)
-    spike_steps, spike_ids = np.empty(capacity, np.int64), np.empty(capacity, np.int64)
-    count, t = 0, 0
-    while t < n_steps:
-        stop = min(t + NOISE_CHUNK, n_steps)
-        noise = randomness.noise(stop - t)
-        noisy = noise is not None
-        noise = np.ascontiguousarray(noise, dtype=np.float64) if noisy else np.zeros((1, 0))
-        force_steps, force_ids = _forced(randomness, compiled.schedule, t, stop)
-        chunk_start = t
-        while t < stop:
-            t, count = _steps(
-                t, stop, chunk_start, noise, noisy, V, ref, g, gw, h, buf, force_steps=force_steps,
-                force_ids=force_ids, cur_lo=cur_lo, cur_hi=cur_hi, synaptic=synaptic, last=last, watch=watch,
-                traces=traces, spike_steps=spike_steps, spike_ids=spike_ids, count=count, **net,
-            )  # fmt: skip
-            if t < stop:
-                capacity = max(2 * capacity, count + n)
-                spike_steps, spike_ids = _grown(spike_steps, capacity), _grown(spike_ids, capacity)
-        if progress is not None:
-            progress(stop - chunk_start)
-    return spike_steps[:count].copy(), spike_ids[:count].copy(), traces, net["syn_w"], synaptic
+    watch = np.concatenate([np.asarray(v, dtype=np.int64) for v in record.values()]) if record else _NO_SPIKES
+    engine = NumbaEngine(compiled, randomness, watch=watch, currents=currents)
+    randomness.horizon = n_steps
+    steps, ids, traces, synaptic = engine.advance(n_steps, [], progress)
+    return steps, ids, traces[0], engine.weights(), synaptic
 
 
 def _grown(values: np.ndarray, capacity: int) -> np.ndarray:
@@ -556,12 +703,12 @@ def compile_kernel() -> dict:
     """Compile (or load from numba's cache) the step kernel; returns {"seconds", "cache_hit"}.
 
     Runs two steps of a small network with every feature switched on (noise, adaptation, NMDA,
-    T-current, given and Poisson sources, STDP and BCM, current recording), so that the first
-    :func:`run` of a real network pays no compilation.
+    T-current, given and Poisson sources, inputs, STDP and BCM, current and state recording), so that
+    the first run of a real network pays no compilation.
     """
     from thalia.spiking.connectivity import Explicit, OneToOne
-    from thalia.spiking.engine import _Randomness
-    from thalia.spiking.network import Network, compile_network
+    from thalia.spiking.engine import Simulator
+    from thalia.spiking.network import Network
     from thalia.spiking.neurons import LIF
     from thalia.spiking.plasticity import BCM, STDP
 
@@ -570,8 +717,10 @@ def compile_kernel() -> dict:
     net.add_spike_source("s", 2, times_ms=[[0.0], []], rate_hz=10.0)
     net.connect("a", "a", Explicit((0, 1), (1, 0)), weight_nS=1.0, receptor="nmda", delay_ms=0.1, plasticity=STDP())
     net.connect("s", "a", OneToOne(), weight_nS=1.0, delay_ms=0.1, plasticity=BCM())
-    compiled = compile_network(net, 0.1)
     start = time.perf_counter()
     hits = sum(_steps.stats.cache_hits.values())
-    run(compiled, 2, _Randomness(compiled, 0), {"a": np.array([0])}, "cpu", {"a": slice(0, 2)})
+    simulator = Simulator(
+        net, dt_ms=0.1, backend="numba", record_v={"a": [0]}, record_currents=["a"], record_vars=("V", "g_nmda")
+    )
+    simulator.run(2, inputs={"s": np.array([True, False])})
     return {"seconds": time.perf_counter() - start, "cache_hit": sum(_steps.stats.cache_hits.values()) > hits}

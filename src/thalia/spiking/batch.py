@@ -76,6 +76,8 @@ def _instance(result: SimulationResult, k: int, network: Network) -> SimulationR
         wall_s=result.wall_s,
         backend=result.backend,
         currents=strip(result.currents),
+        start_ms=result.start_ms,
+        state={var: strip(values) for var, values in result.state.items()},
     )
 
 

@@ -1,41 +1,54 @@
 """The spiking engine: one step loop over a compiled :class:`~thalia.spiking.network.Network`.
 
-Step semantics (every backend implements exactly these, in this order, for step t = 0, 1, …):
+:class:`Simulator` holds the state of one network and advances it by ``run(n_steps)``, any number of
+times; :func:`simulate` is one run of a fresh simulator. Steps are counted from the simulator's
+creation (t = 0, 1, …, across runs); every backend implements exactly these, in this order:
 
 1. **Arrivals**: g[r, i] += buffer[t mod S, r, i]; that slot is cleared (S = longest delay + 1).
-2. **Membrane** (neurons with refractory counter 0): with the conductances at the start of the step,
-   g_tot = g_L + Σ_r g_r·B_r(V) + g_w + g_T·[V > V_h]·h and
-   V∞ = (g_L·E_L + Σ_r g_r·B_r(V)·E_r + g_w·E_w + g_T·[V > V_h]·h·E_T + I_bias)/g_tot,
+2. **Membrane** (neurons with refractory counter 0): with the conductances ḡ_r of the step,
+   g_tot = g_L + Σ_r ḡ_r·B_r(V) + ḡ_w + g_T·[V > V_h]·h and
+   V∞ = (g_L·E_L + Σ_r ḡ_r·B_r(V)·E_r + ḡ_w·E_w + g_T·[V > V_h]·h·E_T + I_bias)/g_tot,
    V ← V∞ + (V − V∞)·exp(−dt·g_tot/C) + noise_scale·ξ (ξ standard normal, drawn for every neuron every
-   step when any neuron has noise). Refractory neurons keep V and count down by one.
-3. **Decay**: g ← g·exp(−dt/τ_r), g_w ← g_w·exp(−dt/τ_w); the T-current gate (all neurons, on V at
-   the start of the step) h ← h·exp(−dt/τ_h⁻) if V > V_h, else h ← 1 − (1 − h)·exp(−dt/τ_h⁺).
+   step when any neuron has noise). Refractory neurons keep V and count down by one. The integrator
+   sets ḡ: ``"exponential_euler"`` (default) takes the conductances at the start of the step,
+   ḡ = g; ``"averaged"`` takes their exact mean over the step, ḡ = κ·g with κ = τ/dt·(1 − e^{−dt/τ})
+   (per receptor, and for adaptation with τ_w). B(V), h and the driving forces stay at the start of
+   the step in both.
+3. **Decay**: g ← g·exp(−dt/τ_r), g_w ← g_w·exp(−dt/τ_w); the T-current gate (neurons with g_T > 0,
+   on V at the start of the step) h ← h·exp(−dt/τ_h⁻) if V > V_h, else h ← 1 − (1 − h)·exp(−dt/τ_h⁺).
 4. **Spikes**: non-refractory neurons with V ≥ V_th spike: V ← V_reset, counter ← round(t_ref/dt),
-   g_w += b. Spike sources (``Network.add_spike_source``) spike at their given steps
-   (round(t/dt)) and, when Poisson, where a uniform draw is below 1 − exp(−rate·dt).
+   g_w += b. Spike sources (``Network.add_spike_source``) spike at their given steps (round(t/dt)),
+   when Poisson where a uniform draw is below 1 − exp(−rate·dt), and where ``run(inputs=...)`` says so.
 5. **Propagation**: each synapse of a spiking source adds its weight to buffer[(t + d) mod S, r, post],
    d its delay in steps (≥ 1), so it arrives exactly d steps later (step 1 of step t + d).
 6. **Plasticity** (plastic projections only, :mod:`thalia.spiking.plasticity`): traces decay by one
    step, weights change with the traces *before* this step's spikes are added, then the traces take
    the spikes (so a pre/post pair Δt apart sees exactly e^{−Δt/τ}); weights are clipped.
 
-Accuracy and conventions: the membrane step is exact for the conductances held at their start-of-step
-values (Brian2's ``exponential_euler`` on the same equations gives the same traces to 1e-13 mV); against
-the exact ODE a decaying synaptic conductance delivers 1 + dt/(2τ) times its charge, i.e. 0.05 mV on a
-5 mV AMPA PSP at dt = 0.1 ms, first order in dt (``tests/reference/test_spiking_neurons.py``). The
-refractory hold lasts round(t_ref/dt) steps after the spike step (Brian2's ``refractory=t_ref``
+Accuracy and conventions: ``exponential_euler`` is exact for the conductances held at their
+start-of-step values (Brian2's ``exponential_euler`` on the same equations gives the same traces to
+1e-13 mV); against the exact ODE a decaying synaptic conductance delivers 1 + dt/(2τ) times its
+charge, i.e. 0.05 mV on a 5 mV AMPA PSP at dt = 0.1 ms, first order in dt. ``averaged`` delivers the
+exact charge and is second order: 4.5e-5 mV on that PSP, except that the NMDA Mg²⁺ block taken at the
+start of the step keeps NMDA first order (6e-3 mV on an 8 mV NMDA PSP; both measured in
+``tests/reference/test_spiking_neurons.py``).
+The refractory hold lasts round(t_ref/dt) steps after the spike step (Brian2's ``refractory=t_ref``
 holds one step less); a delay of d steps corresponds to Brian2's delay (d − 1)·dt.
 
 Randomness: initial potentials, noise and Poisson draws come from one ``torch.Generator`` seeded with
-``seed`` on the CPU (noise, then Poisson draws, in chunks of steps), so the numba and torch backends
-see the same numbers and give the same spikes for every feature.
+``seed`` on the CPU. Noise and then Poisson draws are made in chunks of ``NOISE_CHUNK`` steps
+([0, 1000), [1000, 2000), …) into a pool that runs consume, so the numbers (and the spikes) do not
+depend on how the steps are split into runs, and both backends see the same numbers and give the same
+spikes for every feature. (:func:`simulate` knows its length and draws a last, shorter chunk.)
 """
 
 from __future__ import annotations
 
+import bisect
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,6 +59,9 @@ from thalia.spiking.network import Compiled, Network, compile_network
 from thalia.spiking.neurons import MG_BLOCK_MM, MG_BLOCK_SLOPE_PER_MV, RECEPTORS
 
 BACKENDS = ("auto", "torch", "numba")
+INTEGRATORS = ("exponential_euler", "averaged")
+#: State variables that ``record_vars`` may name (``g_adapt``: adaptation; ``h``: T-current gate).
+STATE_VARS = ("V", "g_ampa", "g_gaba_a", "g_nmda", "g_gaba_b", "g_adapt", "h")
 NOISE_CHUNK = 1000
 NMDA = RECEPTORS.index("nmda")
 AMPA, GABA_A = RECEPTORS.index("ampa"), RECEPTORS.index("gaba_a")
@@ -53,19 +69,28 @@ AMPA, GABA_A = RECEPTORS.index("ampa"), RECEPTORS.index("gaba_a")
 
 @dataclass
 class SimulationResult:
-    """Spikes and recordings of one run.
+    """Spikes and recordings of one run (one :meth:`Simulator.run` call, or :func:`simulate`).
 
     Attributes
     ----------
     dt_ms, duration_ms : float
     spike_steps, spike_ids : ndarray
-        Step index and global neuron index of every spike, in time order.
+        Step index (from the run's first step) and global neuron index of every spike, in time order.
     populations : dict name -> slice of global indices
     voltage : dict name -> (n_steps, n_recorded) ndarray of V (mV) of the recorded neurons
-    weights : dict projection name -> final weights (nS) in the projection's synapse order
+        (``state["V"]``).
+    weights : dict projection name -> weights (nS) at the end of the run, in the projection's synapse order
+        (read-only arrays when the network has no plasticity)
     wall_s : float
         Time of the step loop.
     backend : str
+    currents : dict name -> (n_steps, 2) ndarray
+        Summed AMPA and GABA-A currents (pA) of the populations in ``record_currents``.
+    start_ms : float
+        Time of the run's first step on the simulator's clock (t·dt); the times of this result
+        (``spikes``, ``population_rate``, plots) count from it.
+    state : dict variable -> dict name -> (n_steps, n_recorded) ndarray
+        The ``record_vars`` of the recorded neurons after each step (V in mV, conductances in nS, h).
     """
 
     dt_ms: float
@@ -78,6 +103,8 @@ class SimulationResult:
     wall_s: float = 0.0
     backend: str = ""
     currents: dict[str, np.ndarray] = field(default_factory=dict)
+    start_ms: float = 0.0
+    state: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     def lfp(
         self, populations: Sequence[str] | None = None, *, delay_ms: float = 6.0, alpha: float = 1.65
@@ -99,7 +126,7 @@ class SimulationResult:
         return delayed - alpha * gaba
 
     def spikes(self, population: str) -> tuple[np.ndarray, np.ndarray]:
-        """(times in ms, local neuron indices) of one population's spikes."""
+        """(times in ms from the run's start, local neuron indices) of one population's spikes."""
         sl = self._slice(population)
         keep = (self.spike_ids >= sl.start) & (self.spike_ids < sl.stop)
         return self.spike_steps[keep] * self.dt_ms, self.spike_ids[keep] - sl.start
@@ -143,9 +170,31 @@ class SimulationResult:
         ax.legend(fontsize="small", markerscale=8)
         return fig
 
+    def plot_rates(self, populations: Sequence[str] | None = None, *, bin_ms: float = 5.0, ax=None):
+        """Population rates (Hz, :meth:`population_rate` in bins of ``bin_ms``), one line per population
+        (default: all). Returns the Figure."""
+        import matplotlib.pyplot as plt
+
+        if not np.isfinite(bin_ms) or bin_ms <= 0:
+            raise ValueError(f"Invalid value for 'bin_ms': expected > 0 ms, got {bin_ms!r}.")
+        names = list(self.populations) if populations is None else list(populations)
+        fig, ax = plt.subplots(figsize=(8, 3)) if ax is None else (ax.figure, ax)
+        for name in names:
+            centres, rate = self.population_rate(name, bin_ms)
+            ax.plot(centres, rate, label=name)
+        ax.set_xlabel("time (ms)")
+        ax.set_ylabel(f"rate (Hz, {bin_ms:g} ms bins)")
+        ax.legend(fontsize="small")
+        return fig
+
 
 class _Randomness:
-    """Initial potentials and per-step noise from one CPU torch.Generator."""
+    """Initial potentials, and a pool of noise and Poisson draws, from one CPU torch.Generator.
+
+    The pool holds one chunk of draws, steps [start, stop): noise (stop − start, n) and then Poisson
+    (stop − start, n_poisson), drawn when a run reaches ``stop``. Chunks are ``NOISE_CHUNK`` steps long,
+    except that none extends past ``horizon`` (set by :func:`simulate`, which knows its length).
+    """
 
     def __init__(self, compiled: Compiled, seed: int) -> None:
         self.generator = torch.Generator().manual_seed(int(seed))
@@ -155,9 +204,12 @@ class _Randomness:
         self.V0 = p["V0_mean"] + p["V0_sd"] * z
         self.noisy = bool((p["noise_scale"] > 0).any())
         self.n = n
-
         self.poisson_idx = np.nonzero(p["poisson_p"] > 0)[0]
         self.poisson_p = p["poisson_p"][self.poisson_idx]
+        self.horizon: int | None = None
+        self.start = self.stop = 0
+        self.noise_chunk: np.ndarray | None = None
+        self.poisson_chunk: np.ndarray | None = None
 
     def noise(self, n_steps: int) -> np.ndarray | None:
         if not self.noisy:
@@ -170,6 +222,326 @@ class _Randomness:
             return None
         u = torch.rand(n_steps, len(self.poisson_idx), generator=self.generator, dtype=torch.float64).numpy()
         return u < self.poisson_p
+
+    def chunk(self, t: int) -> tuple[int, int, np.ndarray | None, np.ndarray | None]:
+        """(start, stop, noise, poisson) of the pool chunk holding step ``t`` (drawn when needed)."""
+        while t >= self.stop:
+            size = NOISE_CHUNK
+            if self.horizon is not None and self.stop < self.horizon:
+                size = min(size, self.horizon - self.stop)
+            self.start = self.stop
+            self.noise_chunk, self.poisson_chunk = self.noise(size), self.poisson(size)
+            self.stop = self.start + size
+        return self.start, self.stop, self.noise_chunk, self.poisson_chunk
+
+    def state(self, t: int) -> dict[str, Any]:
+        """The generator's state and the pool's draws for steps t .. stop − 1."""
+        left = max(self.stop - t, 0)
+        noise = self.noise_chunk[t - self.start :] if left and self.noisy else np.zeros((0, self.n))
+        poisson = self.poisson_chunk[t - self.start :] if left and self.poisson_chunk is not None else None
+        return {
+            "rng_state": self.generator.get_state().numpy().copy(),
+            "pool_stop": int(t + left),
+            "pool_noise": np.array(noise, dtype=np.float64),
+            "pool_poisson": np.zeros((0, len(self.poisson_idx)), bool) if poisson is None else poisson.copy(),
+        }
+
+    def load(self, t: int, state: Mapping[str, Any]) -> None:
+        self.generator.set_state(torch.from_numpy(np.array(state["rng_state"], dtype=np.uint8)))
+        self.start, self.stop, self.horizon = t, int(state["pool_stop"]), None
+        left = self.stop - t
+        self.noise_chunk = np.array(state["pool_noise"], dtype=np.float64) if self.noisy and left else None
+        has_poisson = len(self.poisson_idx) and left
+        self.poisson_chunk = np.array(state["pool_poisson"], dtype=bool) if has_poisson else None
+
+
+class Simulator:
+    """A network's state, advanced by :meth:`run` as many times as needed (resumable, with inputs).
+
+    Parameters
+    ----------
+    network : Network
+    dt_ms : float
+        Time step (ms); every delay must be a multiple of it.
+    seed : int
+        Seed of the run's ``torch.Generator`` (initial potentials, noise, Poisson draws).
+    backend : {"auto", "torch", "numba"}
+        ``"auto"``: the compiled CPU loop (numba) on the CPU in float64 when numba is installed, torch
+        otherwise. Both backends run every feature and give the same spikes.
+    device : str or torch.device
+        Device of the torch backend (numba runs on the CPU only).
+    dtype : torch.float64 or torch.float32
+        Floating point type of the state; float32 (faster on a GPU) needs the torch backend.
+    record_v : dict name -> local indices, optional
+        Neurons whose ``record_vars`` are recorded after every step.
+    record_currents : sequence of str
+        Populations whose summed AMPA and GABA-A currents (pA, those of each step's membrane update)
+        are recorded for :meth:`SimulationResult.lfp`.
+    record_vars : sequence of str
+        Variables recorded for ``record_v``: any of ``STATE_VARS`` ("V", "g_ampa", "g_gaba_a", "g_nmda",
+        "g_gaba_b", "g_adapt", "h"), after each step (the state the next step starts from).
+    integrator : {"exponential_euler", "averaged"}
+        Conductances of the membrane step: at the start of the step (first order, Brian2's scheme) or
+        averaged exactly over the step (second order); see the module docstring.
+
+    Examples
+    --------
+    >>> sim = Simulator(net, dt_ms=1.0, backend="numba")            # doctest: +SKIP
+    >>> for _ in range(100):                                          # doctest: +SKIP
+    ...     result = sim.run(10, inputs={"retina": spikes})
+    """
+
+    def __init__(
+        self,
+        network: Network,
+        *,
+        dt_ms: float = 0.1,
+        seed: int = 0,
+        backend: str = "auto",
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float64,
+        record_v: dict[str, Sequence[int]] | None = None,
+        record_currents: Sequence[str] = (),
+        record_vars: Sequence[str] = ("V",),
+        integrator: str = "exponential_euler",
+    ) -> None:
+        check_option("backend", backend, BACKENDS)
+        check_option("integrator", integrator, INTEGRATORS)
+        check_option("dtype", dtype, (torch.float64, torch.float32))
+        if not isinstance(network, Network):
+            raise ValueError(f"Invalid value for 'network': expected a Network, got {type(network).__name__}.")
+        if not np.isfinite(dt_ms) or dt_ms <= 0:
+            raise ValueError(f"Invalid value for 'dt_ms': expected > 0, got {dt_ms!r}.")
+        self.device = torch.device(device)
+        self.backend = _pick_backend(backend, self.device, dtype)
+        self.dt_ms, self.dtype, self.integrator = float(dt_ms), dtype, integrator
+        self.compiled = compile_network(network, self.dt_ms)
+        self._randomness = _Randomness(self.compiled, seed)
+        record = _record_index(self.compiled, record_v)
+        self._record_vars = _check_record_vars(record_vars)
+        currents = _current_slices(self.compiled, record_currents)
+        self._current_names = list(currents)
+        self._columns = list(_trace_columns(record))
+        watch = np.concatenate([*record.values()]) if record else np.zeros(0, np.int64)
+        self._sources = {
+            name: self.compiled.population_slices[name]
+            for name, pop in network.populations.items()
+            if pop.source is not None
+        }
+        options = {"watch": watch, "record_vars": self._record_vars, "currents": currents, "integrator": integrator}
+        if self.backend == "numba":
+            from thalia.spiking import _numba_engine
+
+            _numba_engine._check_device(self.device)
+            self._engine = _numba_engine.NumbaEngine(self.compiled, self._randomness, **options)
+        else:
+            self._engine = _TorchEngine(self.compiled, self._randomness, self.device, dtype, **options)
+        self._fixed_weights = None if self.compiled.plastic else self._frozen_weights()
+
+    @property
+    def t(self) -> int:
+        """Steps done so far."""
+        return self._engine.t
+
+    @property
+    def t_ms(self) -> float:
+        """Time (ms) of the next step: t·dt."""
+        return self._engine.t * self.dt_ms
+
+    def run(self, n_steps: int, *, inputs: Mapping[str, Any] | None = None, progress: bool = False) -> SimulationResult:
+        """Advance the state by ``n_steps`` steps; returns the spikes and recordings of these steps.
+
+        Parameters
+        ----------
+        n_steps : int
+            Steps to run (>= 0). Runs of any lengths give the spikes of one long run.
+        inputs : dict name -> bool array-like, optional
+            Spikes forced on spike sources (populations made with ``Network.add_spike_source``), of
+            shape (n_steps, n) or (n,) (the same every step): ``inputs[name][k, i]`` makes neuron i
+            spike in the run's step k, in addition to its given and Poisson spikes. NumPy or torch.
+        progress : bool
+            Show a tqdm progress bar.
+        """
+        if isinstance(n_steps, bool) or not isinstance(n_steps, int | np.integer) or n_steps < 0:
+            raise ValueError(f"Invalid value for 'n_steps': expected an integer >= 0, got {n_steps!r}.")
+        n_steps = int(n_steps)
+        forced = self._check_inputs(inputs, n_steps)
+        t0, start = self._engine.t, time.perf_counter()
+        if progress:
+            with tqdm(total=n_steps, unit="step", desc=f"simulate ({self.backend})") as bar:
+                steps, ids, traces, synaptic = self._engine.advance(n_steps, forced, bar.update)
+                bar.update(n_steps - bar.n)
+        else:
+            steps, ids, traces, synaptic = self._engine.advance(n_steps, forced, None)
+        return self._result(t0, n_steps, steps, ids, traces, synaptic, time.perf_counter() - start)
+
+    def _result(self, t0, n_steps, steps, ids, traces, synaptic, wall_s: float) -> SimulationResult:
+        state = {
+            var: {name: traces[v][:, cols] for cols, name in self._columns} for v, var in enumerate(self._record_vars)
+        }
+        return SimulationResult(
+            dt_ms=self.dt_ms,
+            duration_ms=n_steps * self.dt_ms,
+            spike_steps=steps - t0,
+            spike_ids=ids,
+            populations=dict(self.compiled.population_slices),
+            voltage=state.get("V", {}),
+            weights=self.weights() if self._fixed_weights is None else dict(self._fixed_weights),
+            wall_s=wall_s,
+            backend=self.backend,
+            currents=dict(zip(self._current_names, synaptic, strict=True)),
+            start_ms=t0 * self.dt_ms,
+            state=state,
+        )
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """Current weights (nS) per projection, in the projection's synapse order (copies)."""
+        return self.compiled.projection_weights(np.array(self._engine.weights(), dtype=np.float64))
+
+    def _frozen_weights(self) -> dict[str, np.ndarray]:
+        weights = self.weights()
+        for values in weights.values():
+            values.flags.writeable = False
+        return weights
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume: plain NumPy arrays and numbers (``np.savez`` can store it).
+
+        Keys: ``t``, ``dt_ms``; per neuron ``V``, ``ref`` (refractory steps left), ``g`` (R, N; receptors in
+        ``RECEPTORS`` order), ``g_adapt``, ``h``; ``buffer`` (S, R, N) ring buffer of pending arrivals
+        (slot t mod S arrives at step t); ``weights`` (compiled synapse order); plasticity traces
+        ``plasticity_x``, ``plasticity_y``, ``plasticity_theta``; ``rng_state`` (the torch.Generator's state,
+        uint8) and the pool's draws not yet used, ``pool_stop``, ``pool_noise``, ``pool_poisson``.
+        """
+        t = self._engine.t
+        return {"t": t, "dt_ms": self.dt_ms, **self._engine.state(), **self._randomness.state(t)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from ``state`` (from :meth:`state_dict` of a simulator of the same network and dt,
+        either backend): the next run gives, spike for spike, what the saved simulator's would."""
+        state = _checked_state(state, self._state_shapes())
+        if abs(float(state["dt_ms"]) - self.dt_ms) > 1e-12 * self.dt_ms:
+            raise ValueError(f"Invalid value for state['dt_ms']: expected {self.dt_ms}, got {float(state['dt_ms'])}.")
+        t = int(state["t"])
+        if t < 0 or int(state["pool_stop"]) < t:
+            raise ValueError(f"Invalid value for state['t'] / state['pool_stop']: got {t}, {int(state['pool_stop'])}.")
+        left = int(state["pool_stop"]) - t
+        for key, used in (("pool_noise", self._randomness.noisy), ("pool_poisson", len(self._randomness.poisson_idx))):
+            if used and len(state[key]) != left:
+                raise ValueError(f"Invalid shape for state[{key!r}]: expected {left} rows (pool_stop − t).")
+        self._engine.load(t, state)
+        self._randomness.load(t, state)
+        if self._fixed_weights is not None:
+            self._fixed_weights = self._frozen_weights()
+
+    def _state_shapes(self) -> dict[str, tuple | None]:
+        """Expected shape of each state entry (None: a number); ``-1``: any length (the pool's steps)."""
+        n, c = len(self.compiled.params["C"]), self.compiled
+        n_plastic = 0 if c.plastic is None else len(c.plastic["index"])
+        return {
+            "t": None, "dt_ms": None, "pool_stop": None, "V": (n,), "ref": (n,), "g": (len(RECEPTORS), n),
+            "g_adapt": (n,), "h": (n,), "buffer": (c.n_slots, len(RECEPTORS), n), "weights": (len(c.syn_post),),
+            "plasticity_x": (n_plastic,), "plasticity_y": (n_plastic,), "plasticity_theta": (n_plastic,),
+            "rng_state": (-1,), "pool_noise": (-1, n if self._randomness.noisy else -1),
+            "pool_poisson": (-1, len(self._randomness.poisson_idx)),
+        }  # fmt: skip
+
+    def _check_inputs(self, inputs: Mapping[str, Any] | None, n_steps: int) -> list[tuple[int, Any]]:
+        """[(first global index, (n_steps, n) bool array or tensor)] of the forced input spikes."""
+        if inputs is None:
+            return []
+        if not isinstance(inputs, Mapping):
+            raise ValueError(f"Invalid value for 'inputs': expected a dict name -> bool array, got {type(inputs)}.")
+        out = []
+        for name, value in inputs.items():
+            if name not in self._sources:
+                what = "is not a spike source" if name in self.compiled.population_slices else "is unknown"
+                raise ValueError(
+                    f"Invalid value for 'inputs': population {name!r} {what}; only spike sources "
+                    f"(Network.add_spike_source) receive inputs: {list(self._sources)}."
+                )
+            sl = self._sources[name]
+            out.append((sl.start, _input_array(name, value, n_steps, sl.stop - sl.start)))
+        return out
+
+
+def _input_array(name: str, value: Any, n_steps: int, n: int):
+    array = value if torch.is_tensor(value) else np.asarray(value)
+    expected = f"a bool array of shape ({n_steps}, {n}) or ({n},)"
+    if array.dtype not in (np.bool_, torch.bool):
+        raise ValueError(f"Invalid value for inputs[{name!r}]: expected {expected}, got dtype {array.dtype}.")
+    shape = tuple(array.shape)
+    if shape == (n,):
+        return array.expand(n_steps, n) if torch.is_tensor(array) else np.broadcast_to(array, (n_steps, n))
+    if shape != (n_steps, n):
+        raise ValueError(f"Invalid shape for inputs[{name!r}]: expected {expected}, got {shape}.")
+    return array
+
+
+def _checked_state(state: Mapping[str, Any], shapes: dict[str, tuple | None]) -> dict[str, Any]:
+    if not isinstance(state, Mapping):
+        raise ValueError(f"Invalid value for 'state': expected a dict from state_dict(), got {type(state)}.")
+    missing = [key for key in shapes if key not in state]
+    if missing:
+        raise ValueError(f"Invalid value for 'state': missing {missing}.")
+    out = {}
+    for key, shape in shapes.items():
+        value = np.array(state[key])  # a copy: the simulator never shares memory with the caller's state
+        expected = () if shape is None else shape
+        ok = value.ndim == len(expected) and all(e in (-1, s) for e, s in zip(expected, value.shape, strict=True))
+        if not ok:
+            raise ValueError(f"Invalid shape for state[{key!r}]: expected {expected}, got {value.shape}.")
+        out[key] = value
+    return out
+
+
+def _pick_backend(backend: str, device: torch.device, dtype: torch.dtype) -> str:
+    if backend == "auto":
+        fast = device.type == "cpu" and dtype == torch.float64 and _numba_available()
+        return "numba" if fast else "torch"
+    if backend == "numba" and dtype != torch.float64:
+        raise ValueError(
+            f"Invalid value for 'dtype': the numba backend runs in float64 only, got {dtype}; "
+            "use backend='torch' (or 'auto') for float32."
+        )
+    return backend
+
+
+def simulate(
+    network: Network,
+    duration_ms: float,
+    *,
+    dt_ms: float = 0.1,
+    seed: int = 0,
+    backend: str = "auto",
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float64,
+    record_v: dict[str, Sequence[int]] | None = None,
+    record_currents: Sequence[str] = (),
+    record_vars: Sequence[str] = ("V",),
+    integrator: str = "exponential_euler",
+    progress: bool = False,
+) -> SimulationResult:
+    """Run ``network`` for ``duration_ms`` at step ``dt_ms``: one run of a new :class:`Simulator`
+    (see it for the options, and the module docstring for the step semantics).
+
+    ``backend="auto"`` picks the compiled CPU loop (numba) on the CPU when numba is installed and
+    torch otherwise; both backends run every feature (sources, T-currents, plasticity, current
+    recordings) with the same spikes, and ``backend="numba"`` runs on the CPU only. ``record_v`` maps
+    population names to local indices whose V (and other ``record_vars``) are recorded;
+    ``record_currents`` names populations whose summed AMPA and GABA-A currents (pA, at the start of each
+    step's membrane update) are recorded for :meth:`SimulationResult.lfp`. ``progress=True`` shows a tqdm
+    progress bar.
+    """
+    if not np.isfinite(duration_ms) or duration_ms <= 0 or not np.isfinite(dt_ms) or dt_ms <= 0:
+        raise ValueError(f"Invalid value for 'duration_ms'/'dt_ms': expected > 0, got {duration_ms}, {dt_ms}.")
+    simulator = Simulator(
+        network, dt_ms=dt_ms, seed=seed, backend=backend, device=device, dtype=dtype, record_v=record_v,
+        record_currents=record_currents, record_vars=record_vars, integrator=integrator,
+    )  # fmt: skip
+    n_steps = int(round(duration_ms / dt_ms))
+    simulator._randomness.horizon = n_steps  # the draws of a run of known length (a short last chunk)
+    return simulator.run(n_steps, progress=progress)
 
 
 def _record_index(compiled: Compiled, record_v: dict[str, Sequence[int]] | None) -> dict[str, np.ndarray]:
@@ -187,55 +559,13 @@ def _record_index(compiled: Compiled, record_v: dict[str, Sequence[int]] | None)
     return out
 
 
-def simulate(
-    network: Network,
-    duration_ms: float,
-    *,
-    dt_ms: float = 0.1,
-    seed: int = 0,
-    backend: str = "auto",
-    device: str | torch.device = "cpu",
-    record_v: dict[str, Sequence[int]] | None = None,
-    record_currents: Sequence[str] = (),
-    progress: bool = False,
-) -> SimulationResult:
-    """Run ``network`` for ``duration_ms`` at step ``dt_ms`` (see the module docstring).
-
-    ``backend="auto"`` picks the compiled CPU loop (numba) on the CPU when numba is installed and
-    torch otherwise; both backends run every feature (sources, T-currents, plasticity, current
-    recordings) with the same spikes, and ``backend="numba"`` runs on the CPU only. ``record_v`` maps
-    population names to local indices whose V is recorded; ``record_currents`` names populations
-    whose summed AMPA and GABA-A currents (pA, at the start of each step's membrane update) are
-    recorded for :meth:`SimulationResult.lfp`. ``progress=True`` shows a tqdm progress bar.
-    """
-    check_option("backend", backend, BACKENDS)
-    if not np.isfinite(duration_ms) or duration_ms <= 0 or not np.isfinite(dt_ms) or dt_ms <= 0:
-        raise ValueError(f"Invalid value for 'duration_ms'/'dt_ms': expected > 0, got {duration_ms}, {dt_ms}.")
-    compiled = compile_network(network, dt_ms)
-    n_steps = int(round(duration_ms / dt_ms))
-    device = torch.device(device)
-    randomness = _Randomness(compiled, seed)
-    record = _record_index(compiled, record_v)
-    currents = _current_slices(compiled, record_currents)
-    if backend == "auto":
-        backend = "numba" if device.type == "cpu" and _numba_available() else "torch"
-    if backend == "numba":
-        from thalia.spiking import _numba_engine
-
-        run = _numba_engine.run
-    else:
-        run = _torch_run
-    start = time.perf_counter()
-    extra = {"currents": currents} if currents else {}
-    with tqdm(total=n_steps, disable=not progress, unit="step", desc=f"simulate ({backend})") as bar:
-        steps, ids, traces, *rest = run(compiled, n_steps, randomness, record, device, progress=bar.update, **extra)
-        bar.update(n_steps - bar.n)
-    wall = time.perf_counter() - start
-    weights = compiled.projection_weights(rest[0] if rest else compiled.syn_weight)
-    synaptic = dict(zip(currents, rest[1], strict=True)) if currents else {}
-    voltage = {name: traces[:, k] for k, name in _trace_columns(record)}
-    populations = dict(compiled.population_slices)
-    return SimulationResult(dt_ms, n_steps * dt_ms, steps, ids, populations, voltage, weights, wall, backend, synaptic)
+def _check_record_vars(names: Sequence[str]) -> list[str]:
+    names = [names] if isinstance(names, str) else list(names)
+    for name in names:
+        check_option("record_vars", name, STATE_VARS)
+    if len(set(names)) != len(names):
+        raise ValueError(f"Invalid value for 'record_vars': a variable is named twice in {names}.")
+    return names
 
 
 def _current_slices(compiled: Compiled, names: Sequence[str]) -> dict[str, slice]:
@@ -263,6 +593,194 @@ def _numba_available() -> bool:
     return True
 
 
+class _TorchEngine:
+    """The step loop in PyTorch (any device, float64 or float32); the state lives in tensors."""
+
+    @torch.no_grad()
+    def __init__(
+        self,
+        compiled: Compiled,
+        randomness: _Randomness,
+        device: torch.device,
+        dtype: torch.dtype = torch.float64,
+        *,
+        watch: np.ndarray,
+        record_vars: Sequence[str] = ("V",),
+        currents: dict[str, slice] | None = None,
+        integrator: str = "exponential_euler",
+    ) -> None:
+        self.compiled, self.randomness, self.device, self.dtype = compiled, randomness, device, dtype
+        self.p = {k: self._tensor(v) for k, v in compiled.params.items()}
+        self.n, self.R, self.S = len(compiled.params["C"]), len(RECEPTORS), compiled.n_slots
+        self.t = 0
+        self.V = self._tensor(randomness.V0).clone()
+        self.g = torch.zeros(self.R, self.n, dtype=dtype, device=device)
+        self.g_w = torch.zeros(self.n, dtype=dtype, device=device)
+        self.ref = torch.zeros(self.n, dtype=torch.int64, device=device)
+        self.h = self.p["h0"].clone()
+        self.buffer = torch.zeros(self.S * self.R * self.n, dtype=dtype, device=device)
+        self.indptr = torch.as_tensor(compiled.indptr, device=device)
+        self.weight = self._tensor(compiled.syn_weight).clone()
+        self.target = torch.as_tensor(compiled.syn_receptor * self.n + compiled.syn_post, device=device)
+        self.delay = torch.as_tensor(compiled.syn_delay, device=device)
+        self.watch = torch.as_tensor(watch, device=device)
+        self.record_vars = list(record_vars)
+        self.currents = list((currents or {}).values())
+        self.plastic = _Plasticity(compiled, device, dtype) if compiled.plastic is not None else None
+        self.t_current = compiled.has_t_current
+        self.has_t = self.p["g_T"] > 0
+        self.averaged = integrator == "averaged"
+        self.poisson_idx = torch.as_tensor(randomness.poisson_idx, device=device)
+        self.schedule_steps, self.schedule_ids = compiled.schedule if compiled.schedule is not None else ((), ())
+        self.schedule_steps = list(np.asarray(self.schedule_steps).tolist())
+        self.gl_el = self.p["g_L"] * self.p["E_L"] + self.p["I_bias"]
+        self._chunk_key: tuple[int, int] | None = None
+        self._noise: torch.Tensor | None = None
+        self._poisson: torch.Tensor | None = None
+
+    def _tensor(self, values) -> torch.Tensor:
+        tensor = torch.as_tensor(values, device=self.device)
+        return tensor.to(self.dtype) if tensor.is_floating_point() else tensor
+
+    def _chunk(self, t: int) -> tuple[int, torch.Tensor | None, torch.Tensor | None]:
+        """(first step, noise, Poisson spikes) of the pool chunk that holds step t, on the device."""
+        start, stop, noise, poisson = self.randomness.chunk(t)
+        if self._chunk_key != (start, stop):
+            self._noise = None if noise is None else self._tensor(noise)
+            self._poisson = None if poisson is None else torch.as_tensor(poisson, device=self.device)
+            self._chunk_key = (start, stop)
+        return start, self._noise, self._poisson
+
+    def _inputs(self, inputs: list[tuple[int, Any]]) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if not inputs:
+            return None
+        idx = torch.cat([torch.arange(a, a + x.shape[1], device=self.device) for a, x in inputs])
+        values = [x if torch.is_tensor(x) else torch.from_numpy(np.array(x)) for _, x in inputs]
+        return idx, torch.cat([x.to(self.device) for x in values], dim=1)
+
+    @torch.no_grad()
+    def advance(self, n_steps: int, inputs: list[tuple[int, Any]], progress: Callable[[int], object] | None):
+        """Steps t .. t + n_steps − 1: (spike steps, spike ids, traces (n_vars, n_steps, n_watch),
+        currents (n_currents, n_steps, 2)) as NumPy arrays; spike steps on the simulator's clock."""
+        t0 = self.t
+        traces = torch.zeros(len(self.record_vars), n_steps, len(self.watch), dtype=self.dtype, device=self.device)
+        synaptic = torch.zeros(len(self.currents), n_steps, 2, dtype=self.dtype, device=self.device)
+        forced = self._inputs(inputs)
+        self.cursor = bisect.bisect_left(self.schedule_steps, t0)
+        steps_out, ids_out = [], []
+        for k in range(n_steps):
+            if progress is not None and k and k % NOISE_CHUNK == 0:
+                progress(NOISE_CHUNK)
+            row = None if forced is None else (forced[0], forced[1][k])
+            spike = self._step(t0 + k, synaptic[:, k] if self.currents else None, row)
+            for v, var in enumerate(self.record_vars):
+                traces[v, k] = self._variable(var)
+            idx = torch.nonzero(spike).flatten()
+            if len(idx):
+                steps_out.append(torch.full_like(idx, t0 + k))
+                ids_out.append(idx)
+                self._propagate(t0 + k, idx)
+            if self.plastic is not None:
+                self.plastic.step(spike, self.weight)
+        self.t = t0 + n_steps
+
+        def cat(xs):
+            return torch.cat(xs).cpu().numpy() if xs else np.zeros(0, np.int64)
+
+        return cat(steps_out), cat(ids_out), traces.cpu().numpy(), synaptic.cpu().numpy()
+
+    def _step(self, t: int, synaptic: torch.Tensor | None, forced) -> torch.Tensor:
+        """Steps 1–4 of step t; returns the spikes."""
+        p, n, R = self.p, self.n, self.R
+        start, noise, poisson = self._chunk(t)
+        slot = (t % self.S) * R * n
+        self.g += self.buffer[slot : slot + R * n].view(R, n)
+        self.buffer[slot : slot + R * n] = 0.0
+        V, active = self.V, self.ref == 0
+        block = 1.0 / (1.0 + p["mg"] / MG_BLOCK_MM * torch.exp(-MG_BLOCK_SLOPE_PER_MV * V))
+        g_eff = self.g * p["avg_factor"] if self.averaged else self.g.clone()
+        g_eff[NMDA] = g_eff[NMDA] * block
+        g_w = self.g_w * p["adapt_avg_factor"] if self.averaged else self.g_w
+        if synaptic is not None:
+            self._record_currents(g_eff, synaptic)
+        g_tot = p["g_L"] + g_eff.sum(0) + g_w
+        drive = self.gl_el + (g_eff * p["E_rev"]).sum(0) + g_w * p["adapt_E"]
+        if self.t_current:
+            above = V > p["V_h"]
+            g_t = p["g_T"] * self.h * above
+            g_tot, drive = g_tot + g_t, drive + g_t * p["E_T"]
+            gate = torch.where(above, self.h * p["h_decay_minus"], 1.0 - (1.0 - self.h) * p["h_decay_plus"])
+            self.h = torch.where(self.has_t, gate, self.h)
+        v_inf = drive / g_tot
+        v_new = v_inf + (V - v_inf) * torch.exp(-self.compiled.dt_ms * g_tot / p["C"])
+        if noise is not None:
+            v_new = v_new + p["noise_scale"] * noise[t - start]
+        V = torch.where(active, v_new, V)
+        self.ref = torch.where(active, self.ref, self.ref - 1)
+        self.g *= p["decay"]
+        self.g_w *= p["adapt_decay"]
+        spike = active & (V >= p["V_th"])
+        if poisson is not None:
+            spike[self.poisson_idx] |= poisson[t - start]
+        while self.cursor < len(self.schedule_steps) and self.schedule_steps[self.cursor] == t:
+            spike[self.schedule_ids[self.cursor]] = True
+            self.cursor += 1
+        if forced is not None:
+            spike[forced[0]] |= forced[1]
+        self.V = torch.where(spike, p["V_reset"], V)
+        self.ref = torch.where(spike, p["ref_steps"], self.ref)
+        self.g_w = self.g_w + spike * p["adapt_b"]
+        return spike
+
+    def _record_currents(self, g_eff: torch.Tensor, synaptic: torch.Tensor) -> None:
+        ampa = g_eff[AMPA] * (self.p["E_rev"][AMPA] - self.V)
+        gaba = g_eff[GABA_A] * (self.p["E_rev"][GABA_A] - self.V)
+        for k, sl in enumerate(self.currents):
+            synaptic[k, 0], synaptic[k, 1] = ampa[sl].sum(), gaba[sl].sum()
+
+    def _variable(self, var: str) -> torch.Tensor:
+        if var == "V":
+            return self.V[self.watch]
+        if var == "g_adapt":
+            return self.g_w[self.watch]
+        if var == "h":
+            return self.h[self.watch]
+        return self.g[RECEPTORS.index(var[2:]), self.watch]
+
+    def _propagate(self, t: int, idx: torch.Tensor) -> None:
+        syn = _outgoing(self.indptr, idx)
+        if len(syn):
+            flat = ((t + self.delay[syn]) % self.S) * self.R * self.n + self.target[syn]
+            self.buffer.index_add_(0, flat, self.weight[syn])
+
+    def weights(self) -> np.ndarray:
+        return self.weight.cpu().numpy()
+
+    def state(self) -> dict[str, np.ndarray]:
+        def numpy(x):
+            return x.cpu().numpy().copy()
+
+        plastic = self.plastic or _Plasticity.empty(self.device, self.dtype)
+        return {
+            "V": numpy(self.V), "ref": numpy(self.ref), "g": numpy(self.g), "g_adapt": numpy(self.g_w),
+            "h": numpy(self.h), "buffer": numpy(self.buffer).reshape(self.S, self.R, self.n),
+            "weights": numpy(self.weight), "plasticity_x": numpy(plastic.x), "plasticity_y": numpy(plastic.y),
+            "plasticity_theta": numpy(plastic.theta),
+        }  # fmt: skip
+
+    def load(self, t: int, state: Mapping[str, np.ndarray]) -> None:
+        self.t = t
+        self.V, self.g, self.g_w, self.h = (self._tensor(state[k]).clone() for k in ("V", "g", "g_adapt", "h"))
+        self.ref = torch.as_tensor(np.asarray(state["ref"], dtype=np.int64), device=self.device)
+        self.buffer = self._tensor(np.asarray(state["buffer"]).reshape(-1)).clone()
+        self.weight = self._tensor(state["weights"]).clone()
+        if self.plastic is not None:
+            self.plastic.x, self.plastic.y, self.plastic.theta = (
+                self._tensor(state[k]).clone() for k in ("plasticity_x", "plasticity_y", "plasticity_theta")
+            )
+        self._chunk_key = None
+
+
 @torch.no_grad()
 def _torch_run(
     compiled: Compiled,
@@ -273,96 +791,13 @@ def _torch_run(
     currents: dict[str, slice] | None = None,
     progress: Callable[[int], object] | None = None,
 ):
-    """The step loop in PyTorch (any device); ``progress(k)`` is called after every k steps done."""
-    p = {k: torch.as_tensor(v, device=device) for k, v in compiled.params.items()}
-    n = len(compiled.params["C"])
-    R, S = len(RECEPTORS), compiled.n_slots
-    V = torch.as_tensor(randomness.V0, device=device).clone()
-    g = torch.zeros(R, n, dtype=torch.float64, device=device)
-    g_w = torch.zeros(n, dtype=torch.float64, device=device)
-    ref = torch.zeros(n, dtype=torch.int64, device=device)
-    buffer = torch.zeros(S * R * n, dtype=torch.float64, device=device)
-    indptr = torch.as_tensor(compiled.indptr, device=device)
-    weight = torch.as_tensor(compiled.syn_weight, device=device)
-    target = torch.as_tensor(compiled.syn_receptor * n + compiled.syn_post, device=device)
-    delay = torch.as_tensor(compiled.syn_delay, device=device)
-    watch = torch.as_tensor(np.concatenate([*record.values()]) if record else np.zeros(0, np.int64), device=device)
-    traces = torch.zeros(n_steps, len(watch), dtype=torch.float64, device=device)
-    steps_out, ids_out = [], []
-    plastic = _Plasticity(compiled, device) if compiled.plastic is not None else None
-    t_current = compiled.has_t_current
-    synaptic = torch.zeros(len(currents or {}), n_steps, 2, dtype=torch.float64, device=device)
-    h = p["h0"].clone()
-    poisson_idx = torch.as_tensor(randomness.poisson_idx, device=device)
-    schedule_steps, schedule_ids = compiled.schedule if compiled.schedule is not None else ((), ())
-    schedule_steps = list(np.asarray(schedule_steps).tolist())
-    cursor = 0
-    noise = poisson = None
-    gl_el = p["g_L"] * p["E_L"] + p["I_bias"]
-    for t in range(n_steps):
-        if t % NOISE_CHUNK == 0:
-            if t and progress is not None:
-                progress(NOISE_CHUNK)
-            chunk = min(NOISE_CHUNK, n_steps - t)
-            noise = _tensor(randomness.noise(chunk), device)
-            poisson = _tensor(randomness.poisson(chunk), device)
-        slot = (t % S) * R * n
-        g += buffer[slot : slot + R * n].view(R, n)
-        buffer[slot : slot + R * n] = 0.0
-        active = ref == 0
-        block = 1.0 / (1.0 + p["mg"] / MG_BLOCK_MM * torch.exp(-MG_BLOCK_SLOPE_PER_MV * V))
-        g_eff = g.clone()
-        g_eff[NMDA] = g[NMDA] * block
-        if currents:
-            ampa = g_eff[AMPA] * (p["E_rev"][AMPA] - V)
-            gaba = g_eff[GABA_A] * (p["E_rev"][GABA_A] - V)
-            for k, sl in enumerate(currents.values()):
-                synaptic[k, t, 0], synaptic[k, t, 1] = ampa[sl].sum(), gaba[sl].sum()
-        g_tot = p["g_L"] + g_eff.sum(0) + g_w
-        drive = gl_el + (g_eff * p["E_rev"]).sum(0) + g_w * p["adapt_E"]
-        if t_current:
-            above = V > p["V_h"]
-            g_t = p["g_T"] * h * above
-            g_tot, drive = g_tot + g_t, drive + g_t * p["E_T"]
-            h = torch.where(above, h * p["h_decay_minus"], 1.0 - (1.0 - h) * p["h_decay_plus"])
-        v_inf = drive / g_tot
-        v_new = v_inf + (V - v_inf) * torch.exp(-compiled.dt_ms * g_tot / p["C"])
-        if noise is not None:
-            v_new = v_new + p["noise_scale"] * noise[t % NOISE_CHUNK]
-        V = torch.where(active, v_new, V)
-        ref = torch.where(active, ref, ref - 1)
-        g *= p["decay"]
-        g_w *= p["adapt_decay"]
-        spike = active & (V >= p["V_th"])
-        if poisson is not None:
-            spike[poisson_idx] |= poisson[t % NOISE_CHUNK]
-        while cursor < len(schedule_steps) and schedule_steps[cursor] == t:
-            spike[schedule_ids[cursor]] = True
-            cursor += 1
-        V = torch.where(spike, p["V_reset"], V)
-        ref = torch.where(spike, p["ref_steps"], ref)
-        g_w = g_w + spike * p["adapt_b"]
-        if len(watch):
-            traces[t] = V[watch]
-        idx = torch.nonzero(spike).flatten()
-        if len(idx):
-            steps_out.append(torch.full_like(idx, t))
-            ids_out.append(idx)
-            syn = _outgoing(indptr, idx)
-            if len(syn):
-                flat = ((t + delay[syn]) % S) * R * n + target[syn]
-                buffer.index_add_(0, flat, weight[syn])
-        if plastic is not None:
-            plastic.step(spike, weight)
-
-    def cat(xs):
-        return torch.cat(xs).cpu().numpy() if xs else np.zeros(0, np.int64)
-
-    return cat(steps_out), cat(ids_out), traces.cpu().numpy(), weight.cpu().numpy(), synaptic.cpu().numpy()
-
-
-def _tensor(array: np.ndarray | None, device: torch.device) -> torch.Tensor | None:
-    return None if array is None else torch.as_tensor(array, device=device)
+    """One run of ``n_steps`` from the initial state (the tuple of ``_numba_engine.run``): spike steps,
+    spike ids, V traces (n_steps, n_recorded), final weights, currents (n_currents, n_steps, 2)."""
+    watch = np.concatenate([*record.values()]) if record else np.zeros(0, np.int64)
+    engine = _TorchEngine(compiled, randomness, torch.device(device), watch=watch, currents=currents)
+    randomness.horizon = n_steps
+    steps, ids, traces, synaptic = engine.advance(n_steps, [], progress)
+    return steps, ids, traces[0], engine.weights(), synaptic
 
 
 def _outgoing(indptr: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:
@@ -377,8 +812,9 @@ def _outgoing(indptr: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:
 class _Plasticity:
     """Per-synapse traces and weight updates of the plastic synapses (step 6)."""
 
-    def __init__(self, compiled: Compiled, device: torch.device) -> None:
+    def __init__(self, compiled: Compiled, device: torch.device, dtype: torch.dtype = torch.float64) -> None:
         q = {k: torch.as_tensor(v, device=device) for k, v in compiled.plastic.items()}
+        q = {k: v.to(dtype) if v.is_floating_point() else v for k, v in q.items()}
         self.q, self.dt_ms = q, compiled.dt_ms
         self.stdp, self.bcm = q["rule"] == 1, q["rule"] == 2
         self.x = torch.zeros_like(q["a"])
@@ -386,6 +822,13 @@ class _Plasticity:
         self.theta = torch.where(self.bcm, q["target"], torch.zeros_like(q["a"]))
         self.jump_x = torch.where(self.bcm, 1000.0 / q["tau_x"], torch.ones_like(q["a"]))
         self.jump_y = torch.where(self.bcm, 1000.0 / q["tau_y"], torch.ones_like(q["a"]))
+
+    @classmethod
+    def empty(cls, device: torch.device, dtype: torch.dtype):
+        """A stand-in with empty traces (networks without plasticity)."""
+        self = cls.__new__(cls)
+        self.x = self.y = self.theta = torch.zeros(0, dtype=dtype, device=device)
+        return self
 
     def step(self, spike: torch.Tensor, weight: torch.Tensor) -> None:
         q = self.q

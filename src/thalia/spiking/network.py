@@ -79,7 +79,12 @@ class Network:
         self, name: str, n: int | None = None, *, times_ms: Any = None, rate_hz: float = 0.0
     ) -> Population:
         """A population that emits spikes at given times (``times_ms``: one sequence per neuron) and/or
-        as Poisson processes of ``rate_hz`` (drawn from the run's seeded generator)."""
+        as Poisson processes of ``rate_hz`` (drawn from the run's seeded generator).
+
+        With neither (``add_spike_source(name, n)``) it is a pure external input: its spikes come only
+        from ``Simulator.run(inputs={name: ...})``, which any spike source accepts."""
+        if n is None and times_ms is None:
+            raise ValueError(f"Invalid value for 'n' of source {name!r}: give n or times_ms.")
         times = [] if times_ms is None else [np.sort(np.asarray(t, dtype=float).ravel()) for t in times_ms]
         n = len(times) if n is None else n
         if times and len(times) != n:
@@ -285,10 +290,12 @@ def _neuron_arrays(neuron: LIF, dt_ms: float) -> dict[str, Any]:
         "I_bias": neuron.I_bias_pA,
         "E_rev": np.array([neuron.E_rev_mV[r] for r in RECEPTORS])[:, None],
         "decay": np.exp(-dt_ms / tau),
+        "avg_factor": -np.expm1(-dt_ms / tau) / (dt_ms / tau),  # mean of e^{-s/τ} over a step (averaged)
         "mg": neuron.mg_mM,
         "adapt_b": neuron.adapt_b_nS,
         "adapt_E": neuron.adapt_E_mV,
         "adapt_decay": np.exp(-dt_ms / neuron.adapt_tau_ms),
+        "adapt_avg_factor": -np.expm1(-dt_ms / neuron.adapt_tau_ms) / (dt_ms / neuron.adapt_tau_ms),
         "noise_scale": neuron.noise_mV * np.sqrt(-np.expm1(-2 * dt_ms / neuron.tau_m_ms)),
         "g_T": neuron.g_T_nS,
         "E_T": neuron.E_T_mV,

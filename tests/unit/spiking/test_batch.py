@@ -43,3 +43,13 @@ def test_merge_prefixes_names_and_rejects_bad_input():
     assert merged.projections[3].pre == "1/E"
     with pytest.raises(ValueError, match="networks"):
         merge([])
+
+
+def test_batch_splits_recorded_state_variables():
+    networks = [_network(205.0), _network(260.0)]
+    batch = simulate_batch(networks, 50.0, backend="numba", record_v={"I": [1]}, record_vars=("V", "g_ampa"))
+    for bias, result in zip((205.0, 260.0), batch, strict=True):
+        alone = simulate(_network(bias), 50.0, backend="numba", record_v={"I": [1]}, record_vars=("V", "g_ampa"))
+        np.testing.assert_array_equal(result.state["g_ampa"]["I"], alone.state["g_ampa"]["I"])
+        assert result.state["V"]["I"] is result.voltage["I"] and result.start_ms == 0.0
+    assert batch[1].state["g_ampa"]["I"].max() > 1.0

@@ -55,3 +55,65 @@ def test_population_rate_and_raster():
     fig = result.plot_raster()
     assert len(fig.axes[0].lines) == 1
     assert math.isfinite(result.wall_s) and result.backend == "numba"  # auto: the compiled CPU loop
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_recorded_conductances_follow_the_kicks(backend):
+    """record_vars after each step: g_ampa = 5 nS arriving at step 101, then e^{−dt/τ} per step;
+    unused receptors, adaptation and h stay 0; state["V"] is result.voltage."""
+    net = Network()
+    net.add_population("pyr", 1, LIF(adapt_b_nS=0.0))
+    net.add_spike_source("exc", times_ms=[[10.0]])
+    net.connect("exc", "pyr", OneToOne(), weight_nS=5.0, receptor="ampa", delay_ms=0.1)
+    names = ("V", "g_ampa", "g_gaba_a", "g_nmda", "g_gaba_b", "g_adapt", "h")
+    result = simulate(net, 30.0, backend=backend, record_v={"pyr": [0]}, record_vars=names)
+    steps = np.arange(300)
+    expected = np.where(steps >= 101, 5.0 * np.exp(-(steps - 100) * 0.1 / 5.0), 0.0)
+    np.testing.assert_allclose(result.state["g_ampa"]["pyr"][:, 0], expected, rtol=1e-12, atol=0)
+    assert result.state["V"]["pyr"] is result.voltage["pyr"]
+    for name in ("g_gaba_a", "g_nmda", "g_gaba_b", "g_adapt", "h"):
+        assert (result.state[name]["pyr"] == 0.0).all()
+    assert result.state["V"]["pyr"].shape == (300, 1)
+
+
+def test_every_state_variable_is_recorded_alike_by_both_backends():
+    from tests.unit.spiking.test_engines import _feature_network
+
+    names = ("V", "g_ampa", "g_gaba_a", "g_nmda", "g_gaba_b", "g_adapt", "h")
+    record = {"E": np.arange(0, 120, 7), "I": [0, 1], "TC": np.arange(20)}
+    fast, ref = (
+        simulate(_feature_network(), 300.0, seed=2, backend=b, record_v=record, record_vars=names)
+        for b in ("numba", "torch")
+    )
+    for name in names:
+        for population in record:
+            np.testing.assert_allclose(fast.state[name][population], ref.state[name][population], rtol=0, atol=1e-9)
+    assert ref.state["g_nmda"]["E"].max() > 0.1 and ref.state["g_gaba_b"]["I"].max() > 0.1
+    assert ref.state["g_adapt"]["E"].max() > 1.0 and ref.state["g_gaba_a"]["TC"].max() > 1.0
+    h = ref.state["h"]["TC"]
+    assert h.max() > 0.5 and h.min() < 0.1  # de-inactivated by the inhibition, inactivated by the burst
+
+
+def test_unknown_record_var_raises():
+    net = Network()
+    net.add_population("a", 2)
+    with pytest.raises(ValueError, match="'record_vars'.*'g_ampaa'"):
+        simulate(net, 1.0, record_v={"a": [0]}, record_vars=("V", "g_ampaa"))
+
+
+def test_plot_rates_draws_the_population_rates():
+    net = Network()
+    net.add_spike_source("a", 50, rate_hz=20.0)
+    net.add_spike_source("b", 50, rate_hz=80.0)
+    result = simulate(net, 500.0, seed=1)
+    fig = result.plot_rates(bin_ms=10.0)
+    lines = fig.axes[0].lines
+    assert [line.get_label() for line in lines] == ["a", "b"]
+    for line, name in zip(lines, ("a", "b"), strict=True):
+        centres, rate = result.population_rate(name, bin_ms=10.0)
+        np.testing.assert_array_equal(line.get_xdata(), centres)
+        np.testing.assert_array_equal(line.get_ydata(), rate)
+    assert np.mean(lines[1].get_ydata()) == pytest.approx(80.0, rel=0.15)
+    assert len(result.plot_rates(["b"], bin_ms=50.0).axes[0].lines) == 1
+    with pytest.raises(ValueError, match="'bin_ms'"):
+        result.plot_rates(bin_ms=0.0)

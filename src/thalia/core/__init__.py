@@ -1,0 +1,1 @@
+"""The thalia seed's import paths (``thalia.core.dynamic_brain``)."""

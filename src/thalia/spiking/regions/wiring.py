@@ -1,0 +1,95 @@
+"""Which synapses one builder connection makes: source port → target port → population pairs.
+
+The synapses live at the target: the target region's config gives in-degree, weight and
+topographic width. Default axonal delays (ms) per pathway, when ``connect`` gives none:
+
+* sensory → thalamus 1 ms (optic tract, retina → LGN latency beyond the retina);
+* thalamus → cortex 2 ms (thalamocortical conduction, 1–3 ms in rodents; Swadlow 1995);
+* cortex L6a → thalamus (TRN) and L6b → relay: see ``DEFAULT_DELAY_MS`` and docs/circuits.md
+  for why these values (corticothalamic axons conduct slowly, 2–10 ms; Swadlow & Weyand 1987);
+* cortex → cortex 2 ms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from thalia.spiking.regions.base import Region
+
+DEFAULT_DELAY_MS = {
+    ("sensory_pathway", "thalamus"): 1.0,
+    ("thalamus", "cortex"): 2.0,
+    ("thalamus", "thalamus"): 2.0,
+    ("cortex", "cortex"): 2.0,
+    ("cortex", "l6a_feedback"): 3.0,
+    ("cortex", "l6b_feedback"): 8.0,
+    ("cortex", "sensory"): 5.0,
+    ("sensory_pathway", "cortex"): 2.0,
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    """One synapse group of a connection: pre → post with its rule parameters."""
+
+    pre: str
+    post: str
+    target_port: str
+    in_degree: int
+    weight_nS: float
+    sigma: float
+    default_delay_ms: float
+
+
+def routes(src: Region, tgt: Region, source_port: str | None, target_port: str | None) -> list[Route]:
+    """The synapse groups of ``connect(src, tgt, source_port, target_port)`` (errors name both ends)."""
+    if not tgt.target_ports:
+        raise ValueError(
+            f"Invalid connection {src.name!r} -> {tgt.name!r}: component {tgt.name!r} ({tgt.kind}) takes no inputs."
+        )
+    roles = src.output_roles(source_port)
+    if target_port is not None and target_port not in tgt.target_ports:
+        raise ValueError(
+            f"Invalid value for 'target_port' of connection {src.name!r} -> {tgt.name!r}: allowed "
+            f"{list(tgt.target_ports)} for a {tgt.kind}, got {target_port!r}."
+        )
+    out = []
+    for role in roles:
+        port = target_port or _default_target_port(src, tgt, role)
+        delay = _default_delay(src, tgt, port)
+        for post, k, w, sigma in _targets(tgt, port):
+            out.append(Route(src.population(role), post, port, k, w, sigma, delay))
+    return out
+
+
+def _default_target_port(src: Region, tgt: Region, role: str) -> str:
+    if tgt.kind == "thalamus":
+        if role == "l6a_e":
+            return "l6a_feedback"
+        if role == "l6b_e":
+            return "l6b_feedback"
+        return "sensory"
+    return tgt.target_ports[0]
+
+
+def _default_delay(src: Region, tgt: Region, port: str) -> float:
+    if src.kind == "cortex" and tgt.kind == "thalamus":
+        return DEFAULT_DELAY_MS[("cortex", port)]
+    return DEFAULT_DELAY_MS.get((src.kind, tgt.kind), 2.0)
+
+
+def _targets(tgt: Region, port: str) -> list[tuple[str, int, float, float]]:
+    if tgt.kind == "thalamus":
+        return tgt.input_targets(port)
+    c = tgt.config
+    if port == "feedforward":
+        return [
+            (tgt.population("l4_e"), c.input_in_degree, c.input_weight_nS, c.column_sigma),
+            (tgt.population("l4_i"), c.input_in_degree, c.input_weight_nS, c.column_sigma),
+            (tgt.population("l6b_e"), c.input_in_degree, c.input_to_l6b_weight_nS, c.column_sigma),
+            (tgt.population("l6b_i"), c.input_in_degree, c.input_to_l6b_weight_nS, c.column_sigma),
+        ]
+    return [
+        (tgt.population("l6a_e"), c.attention_in_degree, c.attention_weight_nS, c.column_sigma),
+        (tgt.population("l6b_e"), c.attention_in_degree, c.attention_weight_nS, c.column_sigma),
+    ]
