@@ -7,6 +7,7 @@ A ``Brain`` holds the regions (``brain.components``), the connections (``brain.c
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,14 +50,19 @@ class Brain:
         self.network = network
         self.inputs = inputs
         self.spec = spec
+        self._start()
+
+    def _start(self) -> None:
+        """A fresh simulator of ``network`` (the state right after ``build``) and the input generator."""
+        gc = self.global_config
         self.time_ms = 0.0
-        self._poisson = torch.Generator().manual_seed(int(global_config.seed) + 1)
+        self._poisson = torch.Generator().manual_seed(int(gc.seed) + 1)
         pyramidal = [
-            r.layer_population(layer) for r in regions.values() if r.kind == "cortex" for layer in ("l23", "l5")
+            r.layer_population(layer) for r in self.components.values() if r.kind == "cortex" for layer in ("l23", "l5")
         ]
         self.simulator = Simulator(
-            network, dt_ms=global_config.dt_ms, seed=global_config.seed, backend=global_config.backend,
-            device=global_config.device, dtype=getattr(torch, global_config.dtype), record_currents=pyramidal,
+            self.network, dt_ms=gc.dt_ms, seed=gc.seed, backend=gc.backend, device=gc.device,
+            dtype=getattr(torch, gc.dtype), record_currents=pyramidal,
         )  # fmt: skip
         self._update_state(None, 0)
 
@@ -126,7 +132,7 @@ class Brain:
         if not np.issubdtype(x.dtype, np.number) or not np.isfinite(x).all() or (x < 0).any():
             raise ValueError(f"Invalid value for inputs[{name!r}]: expected bool spikes or finite rates >= 0 Hz.")
         region = self.components[name]
-        filt = region.filter_matrix() if region.kind == "sensory_pathway" else None
+        filt = region.filter_matrix if region.kind == "sensory_pathway" else None
         rates = np.clip(x @ filt.T, 0.0, None) if filt is not None else x.astype(float)
         p = -np.expm1(-np.broadcast_to(rates, (n_steps, n)) * self.global_config.dt_ms / 1000.0)
         u = torch.rand(n_steps, n, generator=self._poisson, dtype=torch.float64).numpy()
@@ -150,8 +156,7 @@ class Brain:
 
     def reset_state(self) -> None:
         """Back to the state right after ``build`` (same seed: the same run again)."""
-        gc = self.global_config
-        self.__init__(gc, self.components, self.connections, self.network, self.inputs, self.spec)
+        self._start()
 
     # saving ----------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
@@ -184,13 +189,10 @@ class Brain:
             brain = BrainBuilder.from_spec(meta["spec"]).build()
             for k, proj in enumerate(brain.network.projections):
                 stored = {x: data[f"proj/{proj.name}/{x}"] for x in ("pre", "post", "weight")}
-                brain.network.projections[k] = type(proj)(
-                    proj.name, proj.pre, proj.post, proj.receptor, proj.delay_ms, stored["pre"], stored["post"],
-                    stored["weight"], proj.plasticity,
-                )  # fmt: skip
-            brain.__init__(
-                brain.global_config, brain.components, brain.connections, brain.network, brain.inputs, brain.spec
-            )
+                brain.network.projections[k] = dataclasses.replace(
+                    proj, pre_idx=stored["pre"], post_idx=stored["post"], weight_nS=stored["weight"]
+                )
+            brain._start()
             state = {k[len("state/") :]: data[k] for k in data.files if k.startswith("state/")}
             brain.simulator.load_state_dict(state)
             brain.time_ms = meta["time_ms"]

@@ -137,17 +137,17 @@ class BrainBuilder:
         if axonal_delay_ms is not None:
             _check_delay(label, axonal_delay_ms, self.global_config.dt_ms)
         spec = ConnectionSpec(source, target, source_port, target_port, pathway_type, axonal_delay_ms)
-        regions = self._regions()
-        routes(regions[source], regions[target], source_port, target_port)  # checks the ports now
+        routes(self._region(source), self._region(target), source_port, target_port)  # checks the ports now
         self.connection_specs.append(spec)
         return self
 
+    def _region(self, name: str):
+        spec = self.components[name]
+        cls, cfg = REGION_TYPES[spec.kind]
+        return cls(spec.name, spec.n_input, spec.n_output, check_config(cfg, spec.name, spec.config))
+
     def _regions(self) -> dict:
-        out = {}
-        for spec in self.components.values():
-            cls, cfg = REGION_TYPES[spec.kind]
-            out[spec.name] = cls(spec.name, spec.n_input, spec.n_output, check_config(cfg, spec.name, spec.config))
-        return out
+        return {name: self._region(name) for name in self.components}
 
     def build(self) -> Brain:
         """Make the network: every component's populations, then every connection's synapses."""

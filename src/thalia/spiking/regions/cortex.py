@@ -21,7 +21,7 @@ import torch
 
 from thalia.spiking.connectivity import FixedInDegree, Topographic
 from thalia.spiking.network import Network
-from thalia.spiking.plasticity import BCM, STDP
+from thalia.spiking.plasticity import STDP
 from thalia.spiking.regions import cells
 from thalia.spiking.regions.base import Region
 
@@ -173,4 +173,4 @@ def cortical_plasticity(w_nS: float):
     return STDP(A_plus_nS=0.01 * w_nS, A_minus_nS=0.0105 * w_nS, w_min_nS=0.0, w_max_nS=2.0 * w_nS)
 
 
-__all__ = ["Cortex", "CortexConfig", "LAYERS", "LAYER_LABELS", "BCM"]
+__all__ = ["Cortex", "CortexConfig", "LAYERS", "LAYER_LABELS"]

@@ -10,6 +10,7 @@ optional centre–surround (difference-of-Gaussians) filter, the receptive field
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import ClassVar
 
 import numpy as np
@@ -43,8 +44,9 @@ class SensoryPathway(Region):
     def build(self, net: Network, rng: np.random.Generator) -> None:
         net.add_spike_source(self.population("output"), self.n_output, rate_hz=self.config.spontaneous_rate_hz)
 
+    @cached_property
     def filter_matrix(self) -> np.ndarray | None:
-        """(n, n) centre–surround filter of intensities (rows sum to 1 − surround_weight), or None."""
+        """(n, n) centre–surround filter of intensities (computed once) (rows sum to 1 − surround_weight), or None."""
         c = self.config
         if not c.centre_surround:
             return None
