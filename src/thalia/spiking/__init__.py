@@ -9,7 +9,17 @@
 """
 
 from thalia.spiking.batch import simulate_batch
-from thalia.spiking.connectivity import Explicit, FixedInDegree, LogNormal, Normal, OneToOne, Probability, Topographic
+from thalia.spiking.connectivity import (
+    Explicit,
+    FixedInDegree,
+    FixedTotalNumber,
+    LogNormal,
+    Normal,
+    OneToOne,
+    Probability,
+    Topographic,
+    TruncatedNormal,
+)
 from thalia.spiking.engine import SimulationResult, Simulator, simulate
 from thalia.spiking.network import Network
 from thalia.spiking.neurons import LIF
@@ -22,6 +32,8 @@ __all__ = [
     "simulate_batch",
     "SimulationResult",
     "FixedInDegree",
+    "FixedTotalNumber",
+    "TruncatedNormal",
     "Probability",
     "OneToOne",
     "Topographic",

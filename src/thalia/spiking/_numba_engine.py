@@ -50,6 +50,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from thalia.spiking.network import SPLITMIX_GAMMA, SPLITMIX_M1, SPLITMIX_M2, poisson_cdf_table
 from thalia.spiking.neurons import MG_BLOCK_MM, MG_BLOCK_SLOPE_PER_MV, RECEPTORS
 
 if TYPE_CHECKING:
@@ -61,11 +62,12 @@ _MIN_SPIKE_CAPACITY = 1 << 16
 #: Neuron parameters the kernel implements; any other key in ``Compiled.params`` raises.
 _KNOWN_PARAMS = frozenset(
     "C g_L E_L V_th V_reset ref_steps I_bias E_rev decay mg adapt_b adapt_E adapt_decay noise_scale "
-    "V0_mean V0_sd g_T E_T V_h h_decay_minus h_decay_plus h0 poisson_p avg_factor adapt_avg_factor".split()
+    "V0_mean V0_sd g_T E_T V_h h_decay_minus h_decay_plus h0 poisson_p avg_factor adapt_avg_factor cuba "
+    "drive_lambda drive_weight drive_receptor".split()
 )
 #: Columns of the per-segment scalar table ``seg_f``.
 _C, _GL, _GLEL, _VTH, _VRESET, _MGC, _ADAPT_B, _ADAPT_E, _ADAPT_DECAY, _NOISE = range(10)
-_GT, _ET, _VH, _H_MINUS, _H_PLUS, _AVG_W = range(10, 16)
+_GT, _ET, _VH, _H_MINUS, _H_PLUS, _AVG_W, _CUBA, _DRIVE_W = range(10, 18)
 #: Codes of the recorded variables other than conductances (>= 0: the stored receptor; -1: unused receptor).
 _REC_V, _REC_ADAPT, _REC_H, _REC_ZERO = -2, -3, -4, -1
 #: Rows of the plastic-synapse tables: ``pl_i`` (int) and ``pl_f`` (float); state rows x, y, θ.
@@ -73,6 +75,8 @@ _P_INDEX, _P_PRE, _P_POST = range(3)
 _P_STDP, _P_A, _P_B, _P_DECAY_X, _P_DECAY_Y, _P_JUMP_X, _P_JUMP_Y, _P_TARGET, _P_TAU_THETA, _P_WMIN, _P_WMAX = range(11)
 _NMDA = RECEPTORS.index("nmda")
 _AMPA, _GABA_A = RECEPTORS.index("ampa"), RECEPTORS.index("gaba_a")
+#: SplitMix64 constants of the Poisson drive's counter-based generator (``network.SPLITMIX_*``), unsigned.
+_GAMMA, _M1, _M2 = (np.uint64(c % 2**64) for c in (SPLITMIX_GAMMA, SPLITMIX_M1, SPLITMIX_M2))
 
 # SLEEF expd_u10 (Boost Software License 1.0): Cody–Waite reduction by ln 2 and a degree-10
 # polynomial on |s| < ln2 / 2, evaluated with fused multiply-adds as SLEEF does.
@@ -150,16 +154,16 @@ def exp_kernel(x, out):
 @numba.njit(cache=True, error_model="numpy", nogil=True)
 def _steps(
     t, stop, rec0, noise_t0, noise, force_steps, force_ids, traces, synaptic, spike_steps, spike_ids, count,
-    V, ref, g, gw, h, buf, syn_w, pl_state, last,
+    drive_key, V, ref, g, gw, h, buf, syn_w, pl_state, last,
     n_slots, seg_lo, seg_hi, seg_f, seg_ref, seg_E, seg_decay, seg_avg, nmda_k, adapt, neg_dt, noisy,
-    indptr, syn_off, cur_k, cur_lo, cur_hi, pl_i, pl_f, dt_ms, watch, rec_codes,
+    indptr, syn_off, cur_k, cur_lo, cur_hi, pl_i, pl_f, dt_ms, watch, rec_codes, seg_drive_k, seg_drive_row, drive_cdf,
 ):  # fmt: skip
     """Steps ``t .. stop-1`` in place; returns (next step, spike count), early when the spike arrays fill.
 
     Rows ``t − rec0`` of ``traces`` and ``synaptic`` record step t; row ``t − noise_t0`` of ``noise`` is its noise.
     """
     n = V.shape[0]
-    gs, num, block = np.empty(_TILE), np.empty(_TILE), np.ones(_TILE)
+    gs, num, block, extra = np.empty(_TILE), np.empty(_TILE), np.ones(_TILE), np.zeros(_TILE)
     fired = np.zeros(_TILE, dtype=np.bool_)
     cursor = np.searchsorted(force_steps, t)  # the first forced spike of step t or later
     recording, plastic = cur_lo.shape[0] > 0, pl_i.shape[1] > 0
@@ -168,12 +172,19 @@ def _steps(
             break
         now, first = t % n_slots, count
         for s in range(seg_lo.shape[0]):
-            t_current = seg_f[s, _GT] > 0.0
+            t_current, kd = seg_f[s, _GT] > 0.0, seg_drive_k[s]
             for a in range(seg_lo[s], seg_hi[s], _TILE):
                 b = min(a + _TILE, seg_hi[s])
+                if kd >= 0:
+                    _drive(a, b, t, n, drive_key, drive_cdf[seg_drive_row[s]], seg_f[s, _DRIVE_W], extra)
                 if recording:
-                    _currents(a, b, t - rec0, s, now, V, g, buf, seg_E, seg_avg, cur_k, cur_lo, cur_hi, synaptic)
-                _conductances(a, b, now, s, V, g, buf, seg_f, seg_E, seg_decay, seg_avg, nmda_k, gs, num, block)
+                    _currents(
+                        a, b, t - rec0, s, now, V, g, buf, seg_f, seg_E, seg_avg, cur_k, cur_lo, cur_hi, synaptic, kd,
+                        extra,
+                    )  # fmt: skip
+                _conductances(
+                    a, b, now, s, V, g, buf, seg_f, seg_E, seg_decay, seg_avg, nmda_k, gs, num, block, kd, extra
+                )
                 noise_tile = noise[t - noise_t0, a:b] if noisy else noise[0, 0:0]
                 if t_current:  # the same loop with the T-current term (a constant flag: unswitched)
                     n_fired = _membrane(
@@ -222,11 +233,29 @@ def _record(traces, row, rec_codes, watch, V, gw, h, g):
                 traces[v, row, k] = g[code, i]
 
 
+@numba.njit(inline="always", cache=True)
+def _drive(a, b, t, n, key, cdf, weight, extra):
+    """The Poisson drive of neurons a..b-1 at step t: count·weight into ``extra`` (``engine._Drive``: the
+    count is #{k : F_k < u} at SplitMix64's uniform u of counter t·N + i; 3.4 ns per neuron and step)."""
+    for j in range(b - a):
+        z = key + np.uint64(t * n + a + j + 1) * _GAMMA
+        z = (z ^ (z >> np.uint64(30))) * _M1
+        z = (z ^ (z >> np.uint64(27))) * _M2
+        z = z ^ (z >> np.uint64(31))
+        u = np.float64(z >> np.uint64(11)) * 2.0**-53
+        k = 0
+        for c in range(cdf.shape[0]):  # branch-free count of F_c < u (vectorised)
+            k += u > cdf[c]
+        extra[j] = np.float64(k) * weight
+
+
 @numba.njit(inline="always", cache=True, error_model="numpy")
-def _conductances(a, b, now, s, V, g, buf, seg_f, seg_E, seg_decay, seg_avg, nmda_k, gs, num, block):
-    """1. arrivals, the sums Σ ḡ_r·B_r and Σ ḡ_r·B_r·E_r (receptor order; ḡ = κ·g, κ = 1 unless the integrator
-    is ``averaged``) into gs, num; 3. decay of g."""
+def _conductances(a, b, now, s, V, g, buf, seg_f, seg_E, seg_decay, seg_avg, nmda_k, gs, num, block, kd, extra):
+    """1. arrivals (plus the Poisson drive ``extra`` on receptor ``kd``), the sums Σ ḡ_r·B_r (conductance-based
+    segments only) and Σ ḡ_r·B_r·E_r (receptor order; ḡ = κ·g, κ = 1 unless the integrator is ``averaged`` or
+    the segment is current-based) into gs, num; 3. decay of g."""
     n, m = V.shape[0], b - a
+    cuba = seg_f[s, _CUBA] > 0.0
     base = now * g.shape[0] * n
     for j in range(m):
         gs[j] = 0.0
@@ -240,30 +269,39 @@ def _conductances(a, b, now, s, V, g, buf, seg_f, seg_E, seg_decay, seg_avg, nmd
         e_rev, decay, avg = seg_E[s, k], seg_decay[s, k], seg_avg[s, k]
         gk = g[k, a:b]
         slot = buf[base + k * n + a : base + k * n + b]
+        driven = k == kd
         if k == nmda_k:
             for j in range(m):
                 x = gk[j] + slot[j]
+                if driven:
+                    x = x + extra[j]
                 slot[j] = 0.0
                 gk[j] = x * decay
                 x = x * avg * block[j]
-                gs[j] = gs[j] + x
+                if not cuba:
+                    gs[j] = gs[j] + x
                 num[j] = num[j] + x * e_rev
         else:
             for j in range(m):
                 x = gk[j] + slot[j]
+                if driven:
+                    x = x + extra[j]
                 slot[j] = 0.0
                 gk[j] = x * decay
                 x = x * avg
-                gs[j] = gs[j] + x
+                if not cuba:
+                    gs[j] = gs[j] + x
                 num[j] = num[j] + x * e_rev
 
 
 @numba.njit(inline="always", cache=True, error_model="numpy")
-def _currents(a, b, row, s, now, V, g, buf, seg_E, seg_avg, cur_k, cur_lo, cur_hi, synaptic):
-    """Recorded currents: Σ κ_r·(g_r + arrivals)·(E_r − V) over each recorded population's neurons in a..b-1
-    (r = AMPA, GABA-A; before the tile's arrivals are added, with V at the start of the step) into ``row``."""
+def _currents(a, b, row, s, now, V, g, buf, seg_f, seg_E, seg_avg, cur_k, cur_lo, cur_hi, synaptic, kd, extra):
+    """Recorded currents: Σ κ_r·(g_r + arrivals + drive)·(E_r − V) over each recorded population's neurons in
+    a..b-1 (r = AMPA, GABA-A; before the tile's arrivals are added, with V at the start of the step) into
+    ``row``; on current-based segments κ_r·I_r·s_r (E_r holds the sign s_r, V enters with factor 0)."""
     n = V.shape[0]
     base = now * g.shape[0] * n
+    coef = 0.0 if seg_f[s, _CUBA] > 0.0 else 1.0
     for c in range(cur_lo.shape[0]):
         lo, hi = max(a, cur_lo[c]), min(b, cur_hi[c])
         for col in range(2):
@@ -273,7 +311,10 @@ def _currents(a, b, row, s, now, V, g, buf, seg_E, seg_avg, cur_k, cur_lo, cur_h
             e_rev, slot, avg = seg_E[s, k], base + k * n, seg_avg[s, k]
             total = synaptic[c, row, col]
             for i in range(lo, hi):
-                total += (g[k, i] + buf[slot + i]) * avg * (e_rev - V[i])
+                x = g[k, i] + buf[slot + i]
+                if k == kd:
+                    x = x + extra[i - a]
+                total += x * avg * (e_rev - V[i] * coef)
             synaptic[c, row, col] = total
 
 
@@ -397,9 +438,11 @@ def _prepare(compiled: Compiled, averaged: bool = False) -> dict:
     if unknown:
         raise NotImplementedError(f"The numba backend does not implement neuron parameter(s) {sorted(unknown)}.")
     n = len(p["C"])
-    used = np.unique(compiled.syn_receptor)  # increasing: the torch loop's summation order
+    driven = p["drive_receptor"] >= 0
+    # receptors some synapse or drive uses, increasing: the torch loop's summation order
+    used = np.union1d(np.unique(compiled.syn_receptor), p["drive_receptor"][driven]).astype(np.int64)
     lo, hi = _segments(p)
-    seg_f = np.empty((len(lo), 16))
+    seg_f = np.empty((len(lo), 18))
     for column, values in (
         (_C, p["C"]),
         (_GL, p["g_L"]),
@@ -417,12 +460,16 @@ def _prepare(compiled: Compiled, averaged: bool = False) -> dict:
         (_H_MINUS, p["h_decay_minus"]),
         (_H_PLUS, p["h_decay_plus"]),
         (_AVG_W, p["adapt_avg_factor"] if averaged else np.ones(n)),
+        (_CUBA, p["cuba"]),
+        (_DRIVE_W, p["drive_weight"]),
     ):
         seg_f[:, column] = values[lo]
     stride = len(used) * n
     compact = np.full(len(RECEPTORS), -1, dtype=np.int64)
     compact[used] = np.arange(len(used))
-    avg = p["avg_factor"] if averaged else np.ones_like(p["decay"])
+    avg = np.where(p["cuba"] > 0, p["avg_factor"], p["avg_factor"] if averaged else 1.0)
+    rows, drive_cdf = poisson_cdf_table(p["drive_lambda"][driven])
+    seg_receptor = p["drive_receptor"][lo]
     return {
         "n_slots": int(compiled.n_slots),
         "seg_lo": lo,
@@ -436,8 +483,11 @@ def _prepare(compiled: Compiled, averaged: bool = False) -> dict:
         "adapt": bool((p["adapt_b"] > 0).any()),
         "neg_dt": -float(compiled.dt_ms),
         "indptr": np.ascontiguousarray(compiled.indptr, dtype=np.int64),
-        "syn_off": _offsets(compiled.syn_delay * stride + compact[compiled.syn_receptor] * n + compiled.syn_post),
+        "syn_off": _offsets(compiled, stride, compact, n),
         "cur_k": compact[[_AMPA, _GABA_A]],
+        "seg_drive_k": np.where(seg_receptor >= 0, compact[np.maximum(seg_receptor, 0)], -1).astype(np.int64),
+        "seg_drive_row": np.searchsorted(rows, p["drive_lambda"][lo]).clip(0, max(len(rows) - 1, 0)).astype(np.int64),
+        "drive_cdf": drive_cdf,
         "dt_ms": float(compiled.dt_ms),
         **_plastic_tables(compiled.plastic),
         "used": used,
@@ -472,10 +522,17 @@ def _plastic_tables(plastic: dict[str, np.ndarray] | None) -> dict[str, np.ndarr
     return {"pl_i": pl_i, "pl_f": pl_f, "pl_state": state}
 
 
-def _offsets(values: np.ndarray) -> np.ndarray:
-    """int32 where the ring buffer allows it (less memory traffic per synapse), else int64."""
-    small = not len(values) or values.max() < 2**31
-    return np.ascontiguousarray(values, dtype=np.int32 if small else np.int64)
+def _offsets(compiled: Compiled, stride: int, compact: np.ndarray, n: int, block: int = 1 << 24) -> np.ndarray:
+    """Per synapse d·stride + r·N + post (d: delay steps, r: stored receptor), computed in blocks; int32
+    where the ring buffer allows it (less memory traffic per synapse), else int64."""
+    size = len(compiled.syn_post)
+    small = (compiled.n_slots - 1) * stride + stride < 2**31
+    out = np.empty(size, dtype=np.int32 if small else np.int64)
+    for start in range(0, size, block):
+        sl = slice(start, min(start + block, size))
+        delay = compiled.syn_delay[sl].astype(np.int64)
+        out[sl] = delay * stride + compact[compiled.syn_receptor[sl]] * n + compiled.syn_post[sl]
+    return out
 
 
 def _check_device(device: torch.device | str) -> None:
@@ -492,7 +549,7 @@ _NO_SPIKES = np.zeros(0, np.int64)
 _STATE_ARGS = ("V", "ref", "g", "gw", "h", "buf", "syn_w", "pl_state", "last")
 _CONST_ARGS = (
     "n_slots seg_lo seg_hi seg_f seg_ref seg_E seg_decay seg_avg nmda_k adapt neg_dt noisy indptr syn_off cur_k "
-    "cur_lo cur_hi pl_i pl_f dt_ms watch rec_codes"
+    "cur_lo cur_hi pl_i pl_f dt_ms watch rec_codes seg_drive_k seg_drive_row drive_cdf"
 ).split()
 
 
@@ -541,7 +598,8 @@ class NumbaEngine:
             "gw": np.zeros(n),
             "h": np.array(compiled.params["h0"], dtype=np.float64),
             "buf": np.zeros(net["n_slots"] * n_rec * n),
-            "syn_w": np.array(compiled.syn_weight, dtype=np.float64),  # a copy: ``compiled`` keeps its weights
+            # plasticity changes the weights: a copy (``compiled`` keeps its own); otherwise shared, read only
+            "syn_w": compiled.syn_weight if compiled.plastic is None else np.array(compiled.syn_weight, np.float64),
             "pl_state": net.pop("pl_state"),
             "last": np.full(n, -1, dtype=np.int64),  # step of each neuron's latest spike (for plasticity)
             **net,
@@ -576,7 +634,7 @@ class NumbaEngine:
             while t < stop:
                 t, count = _steps(
                     t, stop, t0, start, noise, *forced, traces, synaptic, self.spike_steps, self.spike_ids, count,
-                    *self.args,
+                    np.uint64(self.randomness.drive_key), *self.args,
                 )  # fmt: skip
                 if t < stop:
                     capacity = max(2 * len(self.spike_steps), count + self.n)
@@ -649,10 +707,11 @@ class NumbaEngine:
         a["V"][:], a["ref"][:], a["gw"][:], a["h"][:] = state["V"], state["ref"], state["g_adapt"], state["h"]
         a["g"][:] = g[self.used]
         a["buf"][:] = buffer[:, self.used].reshape(-1)
-        a["syn_w"][:] = state["weights"]
+        a["syn_w"] = np.array(state["weights"], dtype=np.float64)  # never writes into ``compiled``
         for row, key in enumerate(("plasticity_x", "plasticity_y", "plasticity_theta")):
             a["pl_state"][row] = state[key]
         a["last"][:] = -1
+        self.args = tuple(a[k] for k in (*_STATE_ARGS, *_CONST_ARGS))
         self.t, self.chunk_key = t, None
 
 

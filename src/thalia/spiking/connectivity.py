@@ -50,6 +50,26 @@ class Probability:
 
 
 @dataclass(frozen=True)
+class FixedTotalNumber:
+    """``n`` synapses with source and target drawn independently and uniformly (NEST's
+    ``fixed_total_number``: multapses and autapses allowed), as in Potjans & Diesmann (2014); the
+    in-degrees are then binomial with mean n / n_post."""
+
+    n: int
+
+    def build(self, n_pre: int, n_post: int, same: bool, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        if isinstance(self.n, bool) or not isinstance(self.n, int | np.integer) or self.n < 0:
+            raise ValueError(f"Invalid value for 'n': expected an integer >= 0 (synapses), got {self.n!r}.")
+        index = np.int32 if max(n_pre, n_post) < 2**31 else np.int64
+        pre = rng.integers(0, n_pre, self.n, dtype=index)
+        # sorted by source (radix sort for <= 2^16 sources): the pairs are i.i.d., so pairing the sorted
+        # sources with the independent targets leaves their distribution unchanged, and the network's
+        # compilation (synapses grouped by source) then reads them in order
+        pre = np.sort(pre.astype(np.uint16), kind="stable").astype(index) if n_pre <= 2**16 else np.sort(pre)
+        return pre, rng.integers(0, n_post, self.n, dtype=index)
+
+
+@dataclass(frozen=True)
 class OneToOne:
     """Source i → target i (equal sizes)."""
 
@@ -118,6 +138,34 @@ class LogNormal:
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         sigma2 = np.log1p((self.sd / self.mean) ** 2)
         return rng.lognormal(np.log(self.mean) - sigma2 / 2, np.sqrt(sigma2), n)
+
+
+@dataclass(frozen=True)
+class TruncatedNormal:
+    """N(mean, sd) truncated to [low, high): values outside are redrawn (NEST's ``redraw``), for
+    weights or per-synapse delays (Potjans & Diesmann 2014: delays 1.5 ± 0.75 ms, at least dt)."""
+
+    mean: float
+    sd: float
+    low: float = 0.0
+    high: float = np.inf
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.mean) and np.isfinite(self.sd) and self.sd >= 0 and self.low < self.high):
+            raise ValueError(
+                f"Invalid value for TruncatedNormal: expected finite mean, sd >= 0 and low < high, got {self!r}."
+            )
+        if self.sd == 0 and not self.low <= self.mean < self.high:
+            raise ValueError(f"Invalid value for TruncatedNormal: mean {self.mean} outside [{self.low}, {self.high}).")
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        values = rng.normal(self.mean, self.sd, n)
+        for _ in range(1000):  # vectorised redraws of the values outside (a few rounds at most in practice)
+            bad = np.flatnonzero((values < self.low) | (values >= self.high))
+            if not len(bad):
+                return values
+            values[bad] = rng.normal(self.mean, self.sd, len(bad))
+        raise ValueError(f"TruncatedNormal {self!r}: the interval holds too little of the distribution to sample.")
 
 
 def sample_weights(weight, rng: np.random.Generator, n: int) -> np.ndarray:

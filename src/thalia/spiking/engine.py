@@ -4,7 +4,9 @@
 times; :func:`simulate` is one run of a fresh simulator. Steps are counted from the simulator's
 creation (t = 0, 1, …, across runs); every backend implements exactly these, in this order:
 
-1. **Arrivals**: g[r, i] += buffer[t mod S, r, i]; that slot is cleared (S = longest delay + 1).
+1. **Arrivals**: g[r, i] += buffer[t mod S, r, i]; that slot is cleared (S = longest delay + 1). Neurons
+   with a Poisson drive (``Network.add_poisson_drive``) then get g[r, i] += k·w, k the inverse Poisson
+   CDF of a counter-based uniform (SplitMix64 of the run's ``drive_key`` and t·N + i + 1).
 2. **Membrane** (neurons with refractory counter 0): with the conductances ḡ_r of the step,
    g_tot = g_L + Σ_r ḡ_r·B_r(V) + ḡ_w + g_T·[V > V_h]·h and
    V∞ = (g_L·E_L + Σ_r ḡ_r·B_r(V)·E_r + ḡ_w·E_w + g_T·[V > V_h]·h·E_T + I_bias)/g_tot,
@@ -13,7 +15,9 @@ creation (t = 0, 1, …, across runs); every backend implements exactly these, i
    sets ḡ: ``"exponential_euler"`` (default) takes the conductances at the start of the step,
    ḡ = g; ``"averaged"`` takes their exact mean over the step, ḡ = κ·g with κ = τ/dt·(1 − e^{−dt/τ})
    (per receptor, and for adaptation with τ_w). B(V), h and the driving forces stay at the start of
-   the step in both.
+   the step in both. Current-based neurons (``LIF(synapse="current")``) hold currents I_r in g: they
+   leave g_tot, enter the numerator as s_r·κ_r·I_r (s_r = ±1, stored in E_rev) with κ_r the exact
+   factor of ``network.exact_current_factor`` under both integrators, and have no Mg²⁺ block.
 3. **Decay**: g ← g·exp(−dt/τ_r), g_w ← g_w·exp(−dt/τ_w); the T-current gate (neurons with g_T > 0,
    on V at the start of the step) h ← h·exp(−dt/τ_h⁻) if V > V_h, else h ← 1 − (1 − h)·exp(−dt/τ_h⁺).
 4. **Spikes**: non-refractory neurons with V ≥ V_th spike: V ← V_reset, counter ← round(t_ref/dt),
@@ -55,7 +59,15 @@ import torch
 from tqdm.auto import tqdm
 
 from thalia._validation import check_option
-from thalia.spiking.network import Compiled, Network, compile_network
+from thalia.spiking.network import (
+    SPLITMIX_GAMMA,
+    SPLITMIX_M1,
+    SPLITMIX_M2,
+    Compiled,
+    Network,
+    compile_network,
+    poisson_cdf_table,
+)
 from thalia.spiking.neurons import MG_BLOCK_MM, MG_BLOCK_SLOPE_PER_MV, RECEPTORS
 
 BACKENDS = ("auto", "torch", "numba")
@@ -206,6 +218,9 @@ class _Randomness:
         self.n = n
         self.poisson_idx = np.nonzero(p["poisson_p"] > 0)[0]
         self.poisson_p = p["poisson_p"][self.poisson_idx]
+        # key of the counter-based Poisson drive (drawn only when there is one: other runs keep their numbers)
+        has_drive = compiled.has_drive
+        self.drive_key = int(torch.randint(0, 2**62, (1,), generator=self.generator)) if has_drive else 0
         self.horizon: int | None = None
         self.start = self.stop = 0
         self.noise_chunk: np.ndarray | None = None
@@ -336,7 +351,10 @@ class Simulator:
             self._engine = _numba_engine.NumbaEngine(self.compiled, self._randomness, **options)
         else:
             self._engine = _TorchEngine(self.compiled, self._randomness, self.device, dtype, **options)
-        self._fixed_weights = None if self.compiled.plastic else self._frozen_weights()
+        # without plasticity the weights never change: read-only views of the projections' own arrays
+        self._fixed_weights = (
+            None if self.compiled.plastic else _read_only({p.name: p.weight_nS for p in network.projections})
+        )
 
     @property
     def t(self) -> int:
@@ -399,10 +417,7 @@ class Simulator:
         return self.compiled.projection_weights(np.array(self._engine.weights(), dtype=np.float64))
 
     def _frozen_weights(self) -> dict[str, np.ndarray]:
-        weights = self.weights()
-        for values in weights.values():
-            values.flags.writeable = False
-        return weights
+        return _read_only(self.weights())
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume: plain NumPy arrays and numbers (``np.savez`` can store it).
@@ -411,14 +426,17 @@ class Simulator:
         ``RECEPTORS`` order), ``g_adapt``, ``h``; ``buffer`` (S, R, N) ring buffer of pending arrivals
         (slot t mod S arrives at step t); ``weights`` (compiled synapse order); plasticity traces
         ``plasticity_x``, ``plasticity_y``, ``plasticity_theta``; ``rng_state`` (the torch.Generator's state,
-        uint8) and the pool's draws not yet used, ``pool_stop``, ``pool_noise``, ``pool_poisson``.
+        uint8) and the pool's draws not yet used, ``pool_stop``, ``pool_noise``, ``pool_poisson``; ``drive_key``
+        (the key of the Poisson drive's counter-based generator; optional when loading).
         """
         t = self._engine.t
-        return {"t": t, "dt_ms": self.dt_ms, **self._engine.state(), **self._randomness.state(t)}
+        state = {"t": t, "dt_ms": self.dt_ms, **self._engine.state(), **self._randomness.state(t)}
+        return {**state, "drive_key": self._randomness.drive_key}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Continue from ``state`` (from :meth:`state_dict` of a simulator of the same network and dt,
         either backend): the next run gives, spike for spike, what the saved simulator's would."""
+        drive_key = state.get("drive_key", self._randomness.drive_key) if isinstance(state, Mapping) else None
         state = _checked_state(state, self._state_shapes())
         if abs(float(state["dt_ms"]) - self.dt_ms) > 1e-12 * self.dt_ms:
             raise ValueError(f"Invalid value for state['dt_ms']: expected {self.dt_ms}, got {float(state['dt_ms'])}.")
@@ -431,6 +449,7 @@ class Simulator:
                 raise ValueError(f"Invalid shape for state[{key!r}]: expected {left} rows (pool_stop − t).")
         self._engine.load(t, state)
         self._randomness.load(t, state)
+        self._randomness.drive_key = int(drive_key)
         if self._fixed_weights is not None:
             self._fixed_weights = self._frozen_weights()
 
@@ -463,6 +482,13 @@ class Simulator:
             sl = self._sources[name]
             out.append((sl.start, _input_array(name, value, n_steps, sl.stop - sl.start)))
         return out
+
+
+def _read_only(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    out = {name: np.asarray(values, dtype=np.float64).view() for name, values in weights.items()}
+    for values in out.values():
+        values.flags.writeable = False
+    return out
 
 
 def _input_array(name: str, value: Any, n_steps: int, n: int):
@@ -621,7 +647,11 @@ class _TorchEngine:
         self.buffer = torch.zeros(self.S * self.R * self.n, dtype=dtype, device=device)
         self.indptr = torch.as_tensor(compiled.indptr, device=device)
         self.weight = self._tensor(compiled.syn_weight).clone()
-        self.target = torch.as_tensor(compiled.syn_receptor * self.n + compiled.syn_post, device=device)
+        # per synapse: receptor·N + post (int32 where it fits) and delay steps (int16): 14 bytes with float64 weights
+        target = compiled.syn_receptor.astype(np.int64) * self.n + compiled.syn_post
+        small = self.R * self.n < 2**31
+        self.target = torch.as_tensor(target.astype(np.int32) if small else target, device=device)
+        del target
         self.delay = torch.as_tensor(compiled.syn_delay, device=device)
         self.watch = torch.as_tensor(watch, device=device)
         self.record_vars = list(record_vars)
@@ -634,6 +664,12 @@ class _TorchEngine:
         self.schedule_steps, self.schedule_ids = compiled.schedule if compiled.schedule is not None else ((), ())
         self.schedule_steps = list(np.asarray(self.schedule_steps).tolist())
         self.gl_el = self.p["g_L"] * self.p["E_L"] + self.p["I_bias"]
+        cuba = self.p["cuba"] > 0
+        # factor of each arrived conductance (current) in the membrane step: κ of the averaged integrator,
+        # 1 for exponential Euler; current-based neurons always take their exact-integration factor
+        self.factor = torch.where(cuba, self.p["avg_factor"], self.p["avg_factor"] if self.averaged else 1.0)
+        self.g_coef = None if not bool(cuba.any()) else (~cuba).to(dtype)  # currents leave g_tot alone
+        self.drive = _Drive(compiled, device, dtype) if compiled.has_drive else None
         self._chunk_key: tuple[int, int] | None = None
         self._noise: torch.Tensor | None = None
         self._poisson: torch.Tensor | None = None
@@ -696,14 +732,16 @@ class _TorchEngine:
         slot = (t % self.S) * R * n
         self.g += self.buffer[slot : slot + R * n].view(R, n)
         self.buffer[slot : slot + R * n] = 0.0
+        if self.drive is not None:
+            self.drive.add(self.g, self.randomness.drive_key, t, n)
         V, active = self.V, self.ref == 0
         block = 1.0 / (1.0 + p["mg"] / MG_BLOCK_MM * torch.exp(-MG_BLOCK_SLOPE_PER_MV * V))
-        g_eff = self.g * p["avg_factor"] if self.averaged else self.g.clone()
+        g_eff = self.g * self.factor
         g_eff[NMDA] = g_eff[NMDA] * block
         g_w = self.g_w * p["adapt_avg_factor"] if self.averaged else self.g_w
         if synaptic is not None:
             self._record_currents(g_eff, synaptic)
-        g_tot = p["g_L"] + g_eff.sum(0) + g_w
+        g_tot = p["g_L"] + (g_eff.sum(0) if self.g_coef is None else (g_eff * self.g_coef).sum(0)) + g_w
         drive = self.gl_el + (g_eff * p["E_rev"]).sum(0) + g_w * p["adapt_E"]
         if self.t_current:
             above = V > p["V_h"]
@@ -733,8 +771,9 @@ class _TorchEngine:
         return spike
 
     def _record_currents(self, g_eff: torch.Tensor, synaptic: torch.Tensor) -> None:
-        ampa = g_eff[AMPA] * (self.p["E_rev"][AMPA] - self.V)
-        gaba = g_eff[GABA_A] * (self.p["E_rev"][GABA_A] - self.V)
+        V = self.V if self.g_coef is None else self.V * self.g_coef  # currents: s_r·I_r (E_rev holds s_r)
+        ampa = g_eff[AMPA] * (self.p["E_rev"][AMPA] - V)
+        gaba = g_eff[GABA_A] * (self.p["E_rev"][GABA_A] - V)
         for k, sl in enumerate(self.currents):
             synaptic[k, 0], synaptic[k, 1] = ampa[sl].sum(), gaba[sl].sum()
 
@@ -750,7 +789,7 @@ class _TorchEngine:
     def _propagate(self, t: int, idx: torch.Tensor) -> None:
         syn = _outgoing(self.indptr, idx)
         if len(syn):
-            flat = ((t + self.delay[syn]) % self.S) * self.R * self.n + self.target[syn]
+            flat = ((self.delay[syn].to(torch.int64) + t) % self.S) * (self.R * self.n) + self.target[syn]
             self.buffer.index_add_(0, flat, self.weight[syn])
 
     def weights(self) -> np.ndarray:
@@ -798,6 +837,45 @@ def _torch_run(
     randomness.horizon = n_steps
     steps, ids, traces, synaptic = engine.advance(n_steps, [], progress)
     return steps, ids, traces[0], engine.weights(), synaptic
+
+
+class _Drive:
+    """The Poisson drive (``Network.add_poisson_drive``): per step and driven neuron a count k from the
+    inverse CDF of Poisson(λ) at a counter-based uniform, adding k·w to the drive's receptor."""
+
+    def __init__(self, compiled: Compiled, device: torch.device, dtype: torch.dtype) -> None:
+        p = compiled.params
+        idx = np.nonzero(p["drive_receptor"] >= 0)[0]
+        rows, table = poisson_cdf_table(p["drive_lambda"][idx])
+        self.groups = []  # (neurons, CDF row, receptor·N + neuron, weight) per distinct λ
+        for row, lam in enumerate(rows):
+            members = idx[p["drive_lambda"][idx] == lam]
+            flat = p["drive_receptor"][members] * len(p["C"]) + members
+            self.groups.append(
+                tuple(torch.as_tensor(x, device=device) for x in (members, table[row], flat))
+                + (torch.as_tensor(p["drive_weight"][members], device=device, dtype=dtype),)
+            )
+
+    def add(self, g: torch.Tensor, key: int, t: int, n: int) -> None:
+        flat_g = g.view(-1)
+        for members, cdf, flat, weight in self.groups:
+            u = splitmix_uniform(key, t * n + members)
+            counts = torch.searchsorted(cdf, u)  # min{k : u <= F_k} = #{k : F_k < u}
+            flat_g[flat] += counts.to(g.dtype) * weight
+
+
+def splitmix_uniform(key: int, counters: torch.Tensor) -> torch.Tensor:
+    """Uniforms in [0, 1) (float64) of a counter-based generator: SplitMix64's output function on
+    key + (counter + 1)·γ in wrapping 64-bit arithmetic (logical shifts by masking)."""
+
+    def shr(z: torch.Tensor, bits: int) -> torch.Tensor:
+        return (z >> bits) & ((1 << (64 - bits)) - 1)
+
+    z = (counters + 1) * SPLITMIX_GAMMA + key
+    z = (z ^ shr(z, 30)) * SPLITMIX_M1
+    z = (z ^ shr(z, 27)) * SPLITMIX_M2
+    z = z ^ shr(z, 31)
+    return shr(z, 11).to(torch.float64) * 2.0**-53
 
 
 def _outgoing(indptr: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:

@@ -6,25 +6,48 @@ steps the whole description (DESIGN principle 3). Nothing here is region-specifi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from thalia.spiking.connectivity import sample_weights
-from thalia.spiking.neurons import LIF, RECEPTORS
+from thalia.spiking.neurons import CURRENT_SIGN, LIF, RECEPTORS
 from thalia.spiking.plasticity import BCM, STDP
 
 
 @dataclass(frozen=True)
 class Population:
-    """``n`` neurons of one model; a spike source (``source`` set) emits given or Poisson spikes."""
+    """``n`` neurons of one model; a spike source (``source`` set) emits given or Poisson spikes;
+    ``drive`` is an independent Poisson input onto every neuron (:meth:`Network.add_poisson_drive`)."""
 
     name: str
     n: int
     neuron: LIF
     offset: int  # first global index
     source: SpikeSource | None = None
+    drive: PoissonDrive | None = None
+
+
+@dataclass(frozen=True)
+class PoissonDrive:
+    """Independent Poisson input of ``rate_hz`` onto each neuron of a population: per step a count
+    k ~ Poisson(rate·dt) of inputs, each adding ``weight`` (nS, or pA onto current-based neurons) to
+    ``receptor`` (the sum of K independent Poisson trains of rate r is one of rate K·r)."""
+
+    rate_hz: float
+    weight: float
+    receptor: str = "ampa"
+
+
+#: Largest mean count of Poisson drive inputs per step (the inverse-CDF draw stays accurate below it).
+MAX_DRIVE_PER_STEP = 100.0
+#: SplitMix64 (Steele, Lea & Flood 2014) constants, as signed 64-bit integers: the drive's uniform of
+#: neuron i at step t is mix(key + (t·N + i + 1)·γ) >> 11 times 2⁻⁵³ (a counter-based generator: any
+#: backend computes any step's numbers directly, so runs split anywhere give the same spikes).
+SPLITMIX_GAMMA = 0x9E3779B97F4A7C15 - 2**64
+SPLITMIX_M1 = 0xBF58476D1CE4E5B9 - 2**64
+SPLITMIX_M2 = 0x94D049BB133111EB - 2**64
 
 
 @dataclass(frozen=True)
@@ -37,13 +60,14 @@ class SpikeSource:
 
 @dataclass(frozen=True)
 class Projection:
-    """Synapses pre → post on one receptor with one axonal delay (ms)."""
+    """Synapses pre → post on one receptor with an axonal delay (ms): one for all synapses (a float),
+    or one per synapse (a float32 array, rounded to the time step when compiled)."""
 
     name: str
     pre: str
     post: str
     receptor: str
-    delay_ms: float
+    delay_ms: float | np.ndarray
     pre_idx: np.ndarray  # local indices in ``pre``
     post_idx: np.ndarray  # local indices in ``post``
     weight_nS: np.ndarray
@@ -96,11 +120,39 @@ class Network:
         if not np.isfinite(rate_hz) or rate_hz < 0:
             raise ValueError(f"Invalid value for 'rate_hz' of source {name!r}: expected >= 0 Hz, got {rate_hz!r}.")
         population = self.add_population(name, n)
-        population = Population(
-            name, population.n, population.neuron, population.offset, SpikeSource(tuple(times), rate_hz)
-        )
+        population = replace(population, source=SpikeSource(tuple(times), rate_hz))
         self.populations[name] = population
         return population
+
+    def add_poisson_drive(self, population: str, rate_hz: float, weight: float, receptor: str = "ampa") -> Population:
+        """Independent Poisson input (``rate_hz`` in total per neuron, each event adding ``weight`` nS —
+        pA onto current-based neurons — to ``receptor``) onto every neuron of ``population``: the
+        external input of the Potjans–Diesmann model (K_ext sources of 8 Hz each: rate K_ext·8 Hz)
+        without K_ext synapses per neuron. Counts per step come from a counter-based generator keyed
+        by the run's seed (the same on every backend and device)."""
+        if population not in self.populations:
+            raise ValueError(
+                f"Invalid value for 'population': unknown population {population!r}; known: {list(self.populations)}."
+            )
+        pop = self.populations[population]
+        if pop.source is not None:
+            raise ValueError(
+                f"Invalid value for 'population': {population!r} is a spike source; drive a neuron population."
+            )
+        if pop.drive is not None:
+            raise ValueError(f"Invalid value for 'population': {population!r} has a Poisson drive already.")
+        if receptor not in RECEPTORS:
+            raise ValueError(f"Invalid value for 'receptor' of the drive of {population!r}: allowed {list(RECEPTORS)}, "
+                             f"got {receptor!r}.")  # fmt: skip
+        for name, value in (("rate_hz", rate_hz), ("weight", weight)):
+            if isinstance(value, bool) or not np.isfinite(value) or value < 0:
+                raise ValueError(
+                    f"Invalid value for {name!r} of the drive of {population!r}: expected a finite number >= 0, "
+                    f"got {value!r}."
+                )
+        pop = replace(pop, drive=PoissonDrive(float(rate_hz), float(weight), receptor))
+        self.populations[population] = pop
+        return pop
 
     def connect(
         self,
@@ -110,12 +162,19 @@ class Network:
         *,
         weight_nS: Any,
         receptor: str = "ampa",
-        delay_ms: float = 1.0,
+        delay_ms: Any = 1.0,
         rng: np.random.Generator | int | None = 0,
         name: str | None = None,
         plasticity: STDP | BCM | None = None,
     ) -> Projection:
-        """Add a projection built by a connectivity ``rule`` (see :mod:`thalia.spiking.connectivity`)."""
+        """Add a projection built by a connectivity ``rule`` (see :mod:`thalia.spiking.connectivity`).
+
+        ``weight_nS``: a constant, a distribution (``sample(rng, n)``) or one value per synapse, in nS
+        onto conductance-based neurons and in pA onto current-based ones (``LIF(synapse="current")``).
+        ``delay_ms``: one delay (a multiple of dt), or per synapse a distribution (e.g.
+        :class:`~thalia.spiking.connectivity.TruncatedNormal`) or an array; per-synapse delays are
+        rounded to the nearest step when compiled, and those below half a step become one step.
+        """
         label = name or f"{pre}->{post}:{receptor}"
         for role, pop in (("pre", pre), ("post", post)):
             if pop not in self.populations:
@@ -127,7 +186,7 @@ class Network:
             raise ValueError(
                 f"Invalid value for 'receptor' of projection {label!r}: allowed {list(RECEPTORS)}, got {receptor!r}."
             )
-        if not np.isfinite(delay_ms) or delay_ms <= 0:
+        if np.ndim(delay_ms) == 0 and not hasattr(delay_ms, "sample") and (not np.isfinite(delay_ms) or delay_ms <= 0):
             raise ValueError(
                 f"Invalid value for 'delay_ms' of projection {label!r}: expected > 0 ms, got {delay_ms!r}."
             )
@@ -141,8 +200,11 @@ class Network:
         generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         a, b = self.populations[pre], self.populations[post]
         pre_idx, post_idx = rule.build(a.n, b.n, pre == post, generator)
+        index = np.int32 if max(a.n, b.n) < 2**31 else np.int64
+        pre_idx, post_idx = np.asarray(pre_idx, dtype=index), np.asarray(post_idx, dtype=index)
         weights = sample_weights(weight_nS, generator, len(pre_idx))
-        projection = Projection(label, pre, post, receptor, float(delay_ms), pre_idx, post_idx, weights, plasticity)
+        delays = _sample_delays(delay_ms, generator, len(pre_idx), label)
+        projection = Projection(label, pre, post, receptor, delays, pre_idx, post_idx, weights, plasticity)
         self.projections.append(projection)
         return projection
 
@@ -152,8 +214,11 @@ class Compiled:
     """The network as flat arrays (global neuron indices; synapses sorted by source).
 
     Per neuron: C, g_L, E_L, V_th, V_reset, ref_steps, I_bias, E_rev (R, N), decay (R, N),
-    mg, adapt_b, adapt_E, adapt_decay, noise_scale, V0 mean/sd. Per synapse: post, weight, delay
-    (steps), receptor; ``indptr`` (N + 1) over sources. ``n_slots`` = longest delay + 1.
+    mg, adapt_b, adapt_E, adapt_decay, noise_scale, V0 mean/sd, ``cuba`` (1: current-based; then E_rev
+    holds the sign of each receptor's current, mg is 0 and ``avg_factor`` the exact-integration factor
+    used by every integrator), Poisson drive (``drive_lambda`` mean count per step,
+    ``drive_weight``, ``drive_receptor``, −1 for none). Per synapse: post (int32), weight (float64),
+    delay (steps, int16), receptor (int8); ``indptr`` (N + 1) over sources. ``n_slots`` = longest delay + 1.
     """
 
     dt_ms: float
@@ -177,6 +242,16 @@ class Compiled:
     def has_t_current(self) -> bool:
         return bool((self.params["g_T"] > 0).any())
 
+    @property
+    def has_drive(self) -> bool:
+        return bool((self.params["drive_receptor"] >= 0).any())
+
+    @property
+    def synapse_bytes(self) -> int:
+        """Bytes of the per-synapse arrays (post, weight, delay, receptor, original order)."""
+        arrays = (self.syn_post, self.syn_weight, self.syn_delay, self.syn_receptor, self.syn_original)
+        return int(sum(a.nbytes for a in arrays if a is not None))
+
     def projection_weights(self, weights: np.ndarray) -> dict[str, np.ndarray]:
         """Per projection, the weights (compiled order in) in the projection's own synapse order."""
         original = np.empty_like(weights)
@@ -184,7 +259,12 @@ class Compiled:
         return {name: original[a:b] for name, (a, b) in self.projection_ranges.items()}
 
 
-def delay_steps(delay_ms: float, dt_ms: float, name: str) -> int:
+def delay_steps(delay_ms: float | np.ndarray, dt_ms: float, name: str) -> int | np.ndarray:
+    """Delay in steps: one delay must be a multiple of dt of at least one step; per-synapse delays (an
+    array) are rounded to the nearest step, at least one (int16 where they fit)."""
+    if np.ndim(delay_ms):
+        steps = np.maximum(np.rint(np.asarray(delay_ms, dtype=np.float64) / dt_ms), 1.0)
+        return steps.astype(np.int16 if not len(steps) or steps.max() < 2**15 else np.int32)
     steps = delay_ms / dt_ms
     rounded = int(round(steps))
     if rounded < 1 or abs(steps - rounded) > 1e-6 * max(1.0, steps):
@@ -195,48 +275,131 @@ def delay_steps(delay_ms: float, dt_ms: float, name: str) -> int:
     return rounded
 
 
+def _sample_delays(delay_ms: Any, rng: np.random.Generator, n: int, label: str) -> float | np.ndarray:
+    """One delay (float), or per synapse (float32 array, ms) from a distribution or an array."""
+    if hasattr(delay_ms, "sample"):
+        values = delay_ms.sample(rng, n)
+    elif np.ndim(delay_ms):
+        values = np.asarray(delay_ms, dtype=np.float64)
+        if values.shape != (n,):
+            raise ValueError(
+                f"Invalid shape for 'delay_ms' of projection {label!r}: expected ({n},) (one per synapse), "
+                f"got {values.shape}."
+            )
+    else:
+        return float(delay_ms)
+    if not np.isfinite(values).all() or (values <= 0).any():
+        raise ValueError(f"Invalid value for 'delay_ms' of projection {label!r}: expected finite delays > 0 ms.")
+    return np.asarray(values, dtype=np.float32)
+
+
+def _smallest_int(limit: int):
+    return np.int32 if limit < 2**31 else np.int64
+
+
 def compile_network(network: Network, dt_ms: float) -> Compiled:
-    """Flatten ``network`` at time step ``dt_ms``."""
+    """Flatten ``network`` at time step ``dt_ms``.
+
+    Synapses are gathered one presynaptic population at a time (populations hold consecutive global
+    indices), each group sorted stably by source, which is the stable sort of all synapses by source
+    with a peak memory of one group; indices are int32 (int64 beyond 2³¹), delays int16 steps.
+    """
     if not network.populations:
         raise ValueError("Invalid value for 'network': it has no populations.")
     n = network.n_neurons
+    params = _neuron_params(network, dt_ms)
+    projections = network.projections
+    steps = [delay_steps(p.delay_ms, dt_ms, p.name) for p in projections]
+    longest = max((int(np.max(d, initial=0)) for d in steps), default=0)
+    bounds = np.cumsum([0] + [len(p.pre_idx) for p in projections])
+    total = int(bounds[-1])
+    syn_post = np.empty(total, _smallest_int(n))
+    syn_weight = np.empty(total, np.float64)
+    syn_delay = np.empty(total, np.int16 if longest < 2**15 else np.int32)
+    syn_receptor = np.empty(total, np.int8)
+    order = np.empty(total, _smallest_int(total))
+    counts = np.zeros(n, dtype=np.int64)
+    start = 0
+    for pop in sorted(network.populations.values(), key=lambda p: p.offset):
+        group = [k for k, p in enumerate(projections) if p.pre == pop.name]
+        if not group:
+            continue
+        pre = np.concatenate([projections[k].pre_idx for k in group])
+        counts[pop.offset : pop.offset + pop.n] = np.bincount(pre, minlength=pop.n)
+        perm = np.argsort(pre.astype(np.uint16) if pop.n <= 2**16 else pre, kind="stable")  # radix sort ≤ 16 bit
+        del pre
+        stop = start + len(perm)
+
+        def gather(values, out, perm=perm, start=start, stop=stop):
+            out[start:stop] = np.concatenate(values)[perm]
+
+        gather([np.arange(bounds[k], bounds[k + 1], dtype=order.dtype) for k in group], order)
+        gather([projections[k].post_idx + network.populations[projections[k].post].offset for k in group], syn_post)
+        gather([projections[k].weight_nS for k in group], syn_weight)
+        gather([np.broadcast_to(steps[k], len(projections[k].pre_idx)) for k in group], syn_delay)
+        gather([np.full(len(projections[k].pre_idx), RECEPTORS.index(projections[k].receptor), np.int8)
+                for k in group], syn_receptor)  # fmt: skip
+        start = stop
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    slices = {p.name: slice(p.offset, p.offset + p.n) for p in network.populations.values()}
+    ranges = {p.name: (int(bounds[k]), int(bounds[k + 1])) for k, p in enumerate(projections)}
+    plastic = _plastic_arrays(projections, bounds, order, dt_ms)
+    if plastic is not None:
+        where = plastic["index"]
+        pre_of = np.repeat(np.arange(n), np.diff(indptr))
+        plastic["pre"], plastic["post"] = pre_of[where], syn_post[where].astype(np.int64)
+    return Compiled(
+        dt_ms, params, indptr, syn_post, syn_weight, syn_delay, syn_receptor, longest + 1, slices, order, ranges,
+        plastic, _schedule(network, dt_ms),
+    )  # fmt: skip
+
+
+def _neuron_params(network: Network, dt_ms: float) -> dict[str, np.ndarray]:
+    """Per-neuron parameter arrays (receptor parameters (R, N)) of every population, concatenated."""
     per_neuron: dict[str, list] = {}
     for pop in network.populations.values():
         values = _neuron_arrays(pop.neuron, dt_ms)
         values["V_th"] = np.inf if pop.source is not None else values["V_th"]  # sources never fire by themselves
         values["poisson_p"] = 0.0 if pop.source is None else -np.expm1(-pop.source.rate_hz * dt_ms / 1000.0)
+        values.update(_drive_arrays(pop, dt_ms))
         for key, value in values.items():
             per_neuron.setdefault(key, []).append(np.broadcast_to(value, (*np.shape(value)[:-1], pop.n)))
     params = {k: np.concatenate(v, axis=-1).astype(np.float64) for k, v in per_neuron.items()}
-    params["ref_steps"] = params["ref_steps"].astype(np.int64)
-    pre, post, weight, delay, receptor = [], [], [], [], []
-    for proj in network.projections:
-        a, b = network.populations[proj.pre], network.populations[proj.post]
-        pre.append(proj.pre_idx + a.offset)
-        post.append(proj.post_idx + b.offset)
-        weight.append(proj.weight_nS)
-        delay.append(np.full(len(proj.pre_idx), delay_steps(proj.delay_ms, dt_ms, proj.name)))
-        receptor.append(np.full(len(proj.pre_idx), RECEPTORS.index(proj.receptor)))
+    for key in ("ref_steps", "drive_receptor"):
+        params[key] = params[key].astype(np.int64)
+    return params
 
-    def cat(xs, dtype):
-        return np.concatenate(xs).astype(dtype) if xs else np.zeros(0, dtype)
 
-    pre, post = cat(pre, np.int64), cat(post, np.int64)
-    weight, delay, receptor = cat(weight, np.float64), cat(delay, np.int64), cat(receptor, np.int64)
-    order = np.argsort(pre, kind="stable")
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(pre, minlength=n), out=indptr[1:])
-    slices = {p.name: slice(p.offset, p.offset + p.n) for p in network.populations.values()}
-    bounds = np.cumsum([0] + [len(p.pre_idx) for p in network.projections])
-    ranges = {p.name: (int(bounds[k]), int(bounds[k + 1])) for k, p in enumerate(network.projections)}
-    plastic = _plastic_arrays(network.projections, bounds, order, dt_ms)
-    schedule = _schedule(network, dt_ms)
-    if plastic is not None:
-        plastic["pre"], plastic["post"] = pre[order][plastic["index"]], post[order][plastic["index"]]
-    return Compiled(
-        dt_ms, params, indptr, post[order], weight[order], delay[order], receptor[order],
-        int(delay.max(initial=0)) + 1, slices, order, ranges, plastic, schedule,
-    )  # fmt: skip
+def poisson_cdf_table(lambdas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, table): the distinct mean counts λ > 0 of ``lambdas`` and, per row, the Poisson CDF
+    F_k = P(count ≤ k) for k = 0 … K − 1, where K − 1 is the first k at which every row's F_k rounds to
+    1.0 (entries set to exactly 1.0 from there). A uniform u ∈ [0, 1) gives the count
+    #{k : F_k < u} = min{k : u ≤ F_k} (inverse CDF; one table on every backend gives the same counts)."""
+    from scipy.special import pdtr  # the Poisson CDF
+
+    rows = np.unique(np.asarray(lambdas, dtype=np.float64)[np.asarray(lambdas) > 0])
+    if not len(rows):
+        return rows, np.ones((0, 1))
+    k_max = int(rows.max() + 20 * np.sqrt(rows.max()) + 40)  # P(count >= k_max) < 1e-30 for λ <= 100
+    table = np.maximum.accumulate(pdtr(np.arange(k_max)[None, :], rows[:, None]), axis=1)
+    table[:, -1] = 1.0
+    width = int(np.argmax((table >= 1.0).all(axis=0))) + 1
+    return rows, np.ascontiguousarray(np.minimum(table[:, :width], 1.0))
+
+
+def _drive_arrays(pop: Population, dt_ms: float) -> dict[str, float]:
+    """Poisson drive of a population: mean count per step λ, weight, receptor (−1: none)."""
+    drive = pop.drive
+    if drive is None or drive.rate_hz == 0 or drive.weight == 0:
+        return {"drive_lambda": 0.0, "drive_weight": 0.0, "drive_receptor": -1}
+    lam = drive.rate_hz * dt_ms / 1000.0
+    if lam > MAX_DRIVE_PER_STEP:
+        raise ValueError(
+            f"Invalid value for 'rate_hz' of the drive of {pop.name!r}: {drive.rate_hz} Hz gives {lam:g} inputs per "
+            f"step of {dt_ms} ms; at most {MAX_DRIVE_PER_STEP:g} are supported (use a smaller dt)."
+        )
+    return {"drive_lambda": lam, "drive_weight": drive.weight, "drive_receptor": RECEPTORS.index(drive.receptor)}
 
 
 def _schedule(network: Network, dt_ms: float) -> tuple[np.ndarray, np.ndarray] | None:
@@ -280,7 +443,7 @@ def _plastic_arrays(projections, bounds, order, dt_ms: float) -> dict[str, np.nd
 
 def _neuron_arrays(neuron: LIF, dt_ms: float) -> dict[str, Any]:
     tau = np.array([neuron.tau_ms[r] for r in RECEPTORS])[:, None]
-    return {
+    values = {
         "C": neuron.C_pF,
         "g_L": neuron.g_leak_nS,
         "E_L": neuron.E_leak_mV,
@@ -305,4 +468,21 @@ def _neuron_arrays(neuron: LIF, dt_ms: float) -> dict[str, Any]:
         "h0": neuron.h_init,
         "V0_mean": neuron.initial_mean_mV,
         "V0_sd": neuron.V_init_sd_mV,
+        "cuba": float(neuron.current_based),
     }
+    if neuron.current_based:  # currents: signed, no Mg²⁺ block, integrated exactly over the step
+        values["E_rev"] = np.array([CURRENT_SIGN[r] for r in RECEPTORS])[:, None]
+        values["mg"] = 0.0
+        values["avg_factor"] = exact_current_factor(dt_ms, neuron.tau_m_ms, tau)
+    return values
+
+
+def exact_current_factor(dt_ms: float, tau_m_ms: float, tau_syn_ms: np.ndarray) -> np.ndarray:
+    """κ such that holding κ·I(t) over a step of the membrane update V ← V∞ + (V − V∞)·e^{−dt/τ_m} gives
+    the exact response to a current I(t)·e^{−s/τ_syn} decaying within the step (NEST's iaf_psc_exp
+    propagator): κ = E/(1 − E)·(dt/τ_m)·φ(dt·(1/τ_syn − 1/τ_m)), E = e^{−dt/τ_m}, φ(x) = (1 − e^{−x})/x."""
+    e_m = np.exp(-dt_ms / tau_m_ms)
+    x = dt_ms * (1.0 / np.asarray(tau_syn_ms, dtype=float) - 1.0 / tau_m_ms)
+    safe = np.where(np.abs(x) < 1e-12, 1.0, x)
+    phi = np.where(np.abs(x) < 1e-12, 1.0 - x / 2, -np.expm1(-safe) / safe)
+    return e_m / -np.expm1(-dt_ms / tau_m_ms) * (dt_ms / tau_m_ms) * phi

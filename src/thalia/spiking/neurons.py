@@ -20,6 +20,17 @@ e^{−2dt/τ_m})·ξ per step, so the stationary SD of the passive membrane is e
 Integration (``exponential_euler``, per step of dt): the conductances are taken at the start of the
 step and V is advanced by the exact solution of the then linear equation,
 V ← V∞ + (V − V∞)·exp(−dt·g_tot/C); the conductances decay exactly, g ← g·exp(−dt/τ).
+
+Current-based synapses (``synapse="current"``, e.g. the iaf_psc_exp neuron of the Potjans–Diesmann
+microcircuit): each receptor carries a current I_r (pA) instead of a conductance,
+
+    C dV/dt = g_L (E_L − V) + Σ_r s_r·I_r + g_w (E_w − V) + I_bias,      dI_r/dt = −I_r / τ_r,
+
+with I_r += w (pA) per spike and the sign s_r = +1 for ``ampa`` and ``nmda``, −1 for ``gaba_a`` and
+``gaba_b`` (weights are magnitudes, ≥ 0); E_rev and the Mg²⁺ block do not apply. The engine integrates
+the synaptic current exactly over each step (the propagator of the linear system, as NEST's
+iaf_psc_exp does): without adaptation and T-current the membrane update is exact at any dt.
+Such neurons coexist with conductance-based ones in one network (the mode is per population).
 """
 
 from __future__ import annotations
@@ -29,6 +40,9 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 RECEPTORS = ("ampa", "gaba_a", "nmda", "gaba_b")
+#: Sign of each receptor's current onto current-based neurons (``synapse="current"``).
+CURRENT_SIGN = {"ampa": 1.0, "gaba_a": -1.0, "nmda": 1.0, "gaba_b": -1.0}
+SYNAPSE_MODES = ("conductance", "current")
 #: Default (time constant ms, reversal potential mV) of each receptor.
 DEFAULT_RECEPTORS = {"ampa": (5.0, 0.0), "gaba_a": (10.0, -80.0), "nmda": (100.0, 0.0), "gaba_b": (200.0, -95.0)}
 MG_BLOCK_MM = 3.57
@@ -64,6 +78,11 @@ class LIF:
         Membrane noise σ (stationary SD of the passive membrane).
     V_init_mV, V_init_sd_mV : float
         Initial membrane potentials ~ N(V_init, V_init_sd).
+    g_T_nS, E_T_mV, V_h_mV, tau_h_minus_ms, tau_h_plus_ms, h_init : float
+        T-type Ca²⁺ current of the IFB model (off when g_T = 0).
+    synapse : {"conductance", "current"}
+        Synapse mode: conductances (nS, with reversal potentials) or currents (pA; weights of the
+        projections onto this neuron are then in pA and ``tau_ms`` are the current decay times).
     """
 
     C_pF: float = 200.0
@@ -88,8 +107,13 @@ class LIF:
     tau_h_minus_ms: float = 20.0
     tau_h_plus_ms: float = 100.0
     h_init: float = 0.0
+    synapse: str = "conductance"
 
     def __post_init__(self) -> None:
+        if self.synapse not in SYNAPSE_MODES:
+            raise ValueError(
+                f"Invalid value for 'synapse': allowed {', '.join(map(repr, SYNAPSE_MODES))}, got {self.synapse!r}."
+            )
         for name in ("C_pF", "g_leak_nS", "adapt_tau_ms", "tau_h_minus_ms", "tau_h_plus_ms"):
             _check(name, getattr(self, name), positive=True)
         for name in ("t_ref_ms", "mg_mM", "adapt_b_nS", "noise_mV", "V_init_sd_mV", "g_T_nS", "h_init"):
@@ -115,6 +139,10 @@ class LIF:
     @property
     def tau_m_ms(self) -> float:
         return self.C_pF / self.g_leak_nS
+
+    @property
+    def current_based(self) -> bool:
+        return self.synapse == "current"
 
     @property
     def initial_mean_mV(self) -> float:
