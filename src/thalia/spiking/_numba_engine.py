@@ -72,7 +72,8 @@ _GT, _ET, _VH, _H_MINUS, _H_PLUS, _AVG_W, _CUBA, _DRIVE_W = range(10, 18)
 _REC_V, _REC_ADAPT, _REC_H, _REC_ZERO = -2, -3, -4, -1
 #: Rows of the plastic-synapse tables: ``pl_i`` (int) and ``pl_f`` (float); state rows x, y, θ.
 _P_INDEX, _P_PRE, _P_POST = range(3)
-_P_STDP, _P_A, _P_B, _P_DECAY_X, _P_DECAY_Y, _P_JUMP_X, _P_JUMP_Y, _P_TARGET, _P_TAU_THETA, _P_WMIN, _P_WMAX = range(11)
+_P_A_PLUS, _P_A_MINUS, _P_ETA, _P_DECAY_X, _P_DECAY_Y, _P_RATE_X = range(6)
+_P_RATE_Y, _P_TARGET, _P_TAU_THETA, _P_WMIN, _P_WMAX = range(6, 11)
 _NMDA = RECEPTORS.index("nmda")
 _AMPA, _GABA_A = RECEPTORS.index("ampa"), RECEPTORS.index("gaba_a")
 #: SplitMix64 constants of the Poisson drive's counter-based generator (``network.SPLITMIX_*``), unsigned.
@@ -407,16 +408,15 @@ def _plasticity(t, last, pl_i, pl_f, state, dt_ms, syn_w):
         post = 1.0 if last[pl_i[_P_POST, q]] == t else 0.0
         x = state[0, q] * pl_f[_P_DECAY_X, q]
         y = state[1, q] * pl_f[_P_DECAY_Y, q]
-        a = pl_f[_P_A, q]
-        stdp = a * x * post - pl_f[_P_B, q] * y * pre
-        x = x + pre * pl_f[_P_JUMP_X, q]
-        y = y + post * pl_f[_P_JUMP_Y, q]
+        change = pl_f[_P_A_PLUS, q] * x * post - pl_f[_P_A_MINUS, q] * y * pre
+        x = x + pre
+        y = y + post
         theta = state[2, q]
-        if pl_f[_P_STDP, q] > 0.0:
-            change = stdp
-        else:
-            theta = theta + (y**2 / pl_f[_P_TARGET, q] - theta) * dt_ms / pl_f[_P_TAU_THETA, q]
-            change = a * dt_s * x * y * (y - theta)
+        eta = pl_f[_P_ETA, q]
+        if eta > 0.0:
+            rate_x, rate_y = x * pl_f[_P_RATE_X, q], y * pl_f[_P_RATE_Y, q]
+            theta = theta + (rate_y**2 / pl_f[_P_TARGET, q] - theta) * dt_ms / pl_f[_P_TAU_THETA, q]
+            change = change + eta * dt_s * rate_x * rate_y * (rate_y - theta)
         state[0, q], state[1, q], state[2, q] = x, y, theta
         k = pl_i[_P_INDEX, q]
         syn_w[k] = min(max(syn_w[k] + change, pl_f[_P_WMIN, q]), pl_f[_P_WMAX, q])
@@ -501,15 +501,14 @@ def _plastic_tables(plastic: dict[str, np.ndarray] | None) -> dict[str, np.ndarr
     if plastic is None:
         return {"pl_i": np.zeros((3, 0), np.int64), "pl_f": np.zeros((11, 0)), "pl_state": np.zeros((3, 0))}
     q = plastic
-    bcm = q["rule"] == 2
     rows = {
-        _P_STDP: (q["rule"] == 1).astype(np.float64),
-        _P_A: q["a"],
-        _P_B: q["b"],
+        _P_A_PLUS: q["a_plus"],
+        _P_A_MINUS: q["a_minus"],
+        _P_ETA: q["eta"],
         _P_DECAY_X: q["decay_x"],
         _P_DECAY_Y: q["decay_y"],
-        _P_JUMP_X: np.where(bcm, 1000.0 / q["tau_x"], 1.0),
-        _P_JUMP_Y: np.where(bcm, 1000.0 / q["tau_y"], 1.0),
+        _P_RATE_X: q["rate_x"],
+        _P_RATE_Y: q["rate_y"],
         _P_TARGET: q["target"],
         _P_TAU_THETA: q["tau_theta"],
         _P_WMIN: q["w_min"],
@@ -518,7 +517,7 @@ def _plastic_tables(plastic: dict[str, np.ndarray] | None) -> dict[str, np.ndarr
     pl_f = np.ascontiguousarray(np.stack([rows[k] for k in range(len(rows))]), dtype=np.float64)
     pl_i = np.ascontiguousarray(np.stack([q["index"], q["pre"], q["post"]]), dtype=np.int64)
     state = np.zeros((3, pl_i.shape[1]))
-    state[2] = np.where(bcm, q["target"], 0.0)
+    state[2] = np.where(q["eta"] > 0, q["target"], 0.0)
     return {"pl_i": pl_i, "pl_f": pl_f, "pl_state": state}
 
 

@@ -894,12 +894,10 @@ class _Plasticity:
         q = {k: torch.as_tensor(v, device=device) for k, v in compiled.plastic.items()}
         q = {k: v.to(dtype) if v.is_floating_point() else v for k, v in q.items()}
         self.q, self.dt_ms = q, compiled.dt_ms
-        self.stdp, self.bcm = q["rule"] == 1, q["rule"] == 2
-        self.x = torch.zeros_like(q["a"])
-        self.y = torch.zeros_like(q["a"])
-        self.theta = torch.where(self.bcm, q["target"], torch.zeros_like(q["a"]))
-        self.jump_x = torch.where(self.bcm, 1000.0 / q["tau_x"], torch.ones_like(q["a"]))
-        self.jump_y = torch.where(self.bcm, 1000.0 / q["tau_y"], torch.ones_like(q["a"]))
+        self.bcm = q["eta"] > 0
+        self.x = torch.zeros_like(q["a_plus"])
+        self.y = torch.zeros_like(q["a_plus"])
+        self.theta = torch.where(self.bcm, q["target"], torch.zeros_like(q["a_plus"]))
 
     @classmethod
     def empty(cls, device: torch.device, dtype: torch.dtype):
@@ -914,11 +912,12 @@ class _Plasticity:
         self.y *= q["decay_y"]
         pre = spike[q["pre"]].to(self.x.dtype)
         post = spike[q["post"]].to(self.x.dtype)
-        stdp = q["a"] * self.x * post - q["b"] * self.y * pre
-        self.x += pre * self.jump_x
-        self.y += post * self.jump_y
-        relax = (self.y**2 / q["target"] - self.theta) * self.dt_ms / q["tau_theta"]
+        stdp = q["a_plus"] * self.x * post - q["a_minus"] * self.y * pre
+        self.x += pre
+        self.y += post
+        rate_x, rate_y = self.x * q["rate_x"], self.y * q["rate_y"]
+        relax = (rate_y**2 / q["target"] - self.theta) * self.dt_ms / q["tau_theta"]
         self.theta += torch.where(self.bcm, relax, torch.zeros_like(relax))
-        bcm = q["a"] * (self.dt_ms / 1000.0) * self.x * self.y * (self.y - self.theta)
-        w = weight[q["index"]] + torch.where(self.stdp, stdp, bcm)
+        bcm = q["eta"] * (self.dt_ms / 1000.0) * rate_x * rate_y * (rate_y - self.theta)
+        w = weight[q["index"]] + (stdp + bcm)
         weight[q["index"]] = torch.minimum(torch.maximum(w, q["w_min"]), q["w_max"])

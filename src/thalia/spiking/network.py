@@ -13,7 +13,7 @@ import numpy as np
 
 from thalia.spiking.connectivity import sample_weights
 from thalia.spiking.neurons import CURRENT_SIGN, LIF, RECEPTORS
-from thalia.spiking.plasticity import BCM, STDP
+from thalia.spiking.plasticity import BCM, STDP, STDPBCM
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class Projection:
     pre_idx: np.ndarray  # local indices in ``pre``
     post_idx: np.ndarray  # local indices in ``post``
     weight_nS: np.ndarray
-    plasticity: STDP | BCM | None = None
+    plasticity: STDP | BCM | STDPBCM | None = None
 
 
 @dataclass
@@ -165,7 +165,7 @@ class Network:
         delay_ms: Any = 1.0,
         rng: np.random.Generator | int | None = 0,
         name: str | None = None,
-        plasticity: STDP | BCM | None = None,
+        plasticity: STDP | BCM | STDPBCM | None = None,
     ) -> Projection:
         """Add a projection built by a connectivity ``rule`` (see :mod:`thalia.spiking.connectivity`).
 
@@ -190,10 +190,10 @@ class Network:
             raise ValueError(
                 f"Invalid value for 'delay_ms' of projection {label!r}: expected > 0 ms, got {delay_ms!r}."
             )
-        if plasticity is not None and not isinstance(plasticity, STDP | BCM):
+        if plasticity is not None and not isinstance(plasticity, STDP | BCM | STDPBCM):
             raise ValueError(
-                f"Invalid value for 'plasticity' of projection {label!r}: expected STDP(...), BCM(...) or None, "
-                f"got {plasticity!r}."
+                f"Invalid value for 'plasticity' of projection {label!r}: expected STDP(...), BCM(...), "
+                f"STDPBCM(...) or None, got {plasticity!r}."
             )
         if any(p.name == label for p in self.projections):
             raise ValueError(f"Invalid value for 'name': a projection {label!r} exists already.")
@@ -417,26 +417,34 @@ def _schedule(network: Network, dt_ms: float) -> tuple[np.ndarray, np.ndarray] |
 
 
 def _plastic_arrays(projections, bounds, order, dt_ms: float) -> dict[str, np.ndarray] | None:
-    """Per plastic synapse (compiled order): rule (1 STDP, 2 BCM) and its parameters."""
+    """Per plastic synapse (compiled order): rule (1 STDP, 2 BCM, 3 both) and its parameters. STDP
+    amplitudes are 0 for BCM-only synapses and η is 0 for STDP-only ones; ``rate_x``/``rate_y`` turn
+    the unitless traces into the BCM rates (1000/τ, Hz)."""
     rows = []
     for k, proj in enumerate(projections):
         rule = proj.plasticity
         if rule is None:
             continue
-        n = len(proj.pre_idx)
-        if isinstance(rule, STDP):
-            values = (1, rule.A_plus_nS, rule.A_minus_nS, rule.tau_plus_ms, rule.tau_minus_ms, 0.0, 1.0)
-        else:
-            values = (2, rule.eta, 0.0, rule.tau_pre_ms, rule.tau_post_ms, rule.tau_theta_ms, rule.target_hz)
-        rows.append((np.arange(bounds[k], bounds[k] + n), (*values, rule.w_min_nS, rule.w_max_nS)))
+        stdp = rule.stdp if isinstance(rule, STDPBCM) else rule if isinstance(rule, STDP) else None
+        bcm = rule.bcm if isinstance(rule, STDPBCM) else rule if isinstance(rule, BCM) else None
+        code = 3 if stdp and bcm else 1 if stdp else 2
+        tau_x = stdp.tau_plus_ms if stdp else bcm.tau_pre_ms
+        tau_y = stdp.tau_minus_ms if stdp else bcm.tau_post_ms
+        values = (
+            code, stdp.A_plus_nS if stdp else 0.0, stdp.A_minus_nS if stdp else 0.0, bcm.eta if bcm else 0.0,
+            tau_x, tau_y, bcm.tau_theta_ms if bcm else 1.0, bcm.target_hz if bcm else 1.0, rule.w_min_nS,
+            rule.w_max_nS,
+        )  # fmt: skip
+        rows.append((np.arange(bounds[k], bounds[k] + len(proj.pre_idx)), values))
     if not rows:
         return None
     where = np.empty(len(order), dtype=np.int64)
     where[order] = np.arange(len(order))  # compiled position of each original synapse
     index = np.concatenate([where[r[0]] for r in rows])
-    keys = ("rule", "a", "b", "tau_x", "tau_y", "tau_theta", "target", "w_min", "w_max")
+    keys = ("rule", "a_plus", "a_minus", "eta", "tau_x", "tau_y", "tau_theta", "target", "w_min", "w_max")
     out = {key: np.concatenate([np.full(len(r[0]), r[1][i], dtype=float) for r in rows]) for i, key in enumerate(keys)}
     out["decay_x"], out["decay_y"] = np.exp(-dt_ms / out["tau_x"]), np.exp(-dt_ms / out["tau_y"])
+    out["rate_x"], out["rate_y"] = 1000.0 / out["tau_x"], 1000.0 / out["tau_y"]
     out["index"] = index
     return out
 

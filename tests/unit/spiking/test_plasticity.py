@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from thalia.spiking import Network, OneToOne, simulate
-from thalia.spiking.plasticity import BCM, STDP
+from thalia.spiking.plasticity import BCM, STDP, STDPBCM
 
 RULE = STDP(A_plus_nS=0.1, A_minus_nS=0.12, tau_plus_ms=20.0, tau_minus_ms=30.0)
 
@@ -50,6 +50,42 @@ def test_bcm_drift_matches_the_rate_prediction(post_rate_hz):
     expected = 1e-6 * 2.0 * 20.0 * (r**2 + r * 1000 / 100 - 30.0 * r)
     assert _bcm(r) == pytest.approx(expected, rel=0.2)
     assert _bcm(r, eta=0.0) == 0.0
+
+
+def _drift(rule, backend: str = "numba") -> np.ndarray:
+    """Weight changes of 50 synapses between independent Poisson trains (pre 20 Hz, post 35 Hz)."""
+    net = Network()
+    net.add_spike_source("pre", 50, rate_hz=20.0)
+    net.add_spike_source("post", 50, rate_hz=35.0)
+    net.connect("pre", "post", OneToOne(), weight_nS=1.0, plasticity=rule, name="syn")
+    return simulate(net, 1000.0, dt_ms=0.1, seed=5, backend=backend).weights["syn"] - 1.0
+
+
+COMPOSITE = STDPBCM(
+    STDP(A_plus_nS=2e-3, A_minus_nS=2.4e-3),
+    BCM(eta=2e-8, tau_pre_ms=20.0, tau_post_ms=20.0, tau_theta_ms=200.0, target_hz=10.0),
+)
+
+
+def test_stdp_bcm_composite_is_the_sum_of_its_rules():
+    """Neither rule's change depends on w (no clipping here), and the traces are shared, so each
+    step's composite change is the STDP change plus the BCM change, and so is the total."""
+    stdp, bcm, both = _drift(COMPOSITE.stdp), _drift(COMPOSITE.bcm), _drift(COMPOSITE)
+    assert np.abs(stdp).max() > 1e-3 and np.abs(bcm).max() > 1e-3  # both rules act
+    np.testing.assert_allclose(both, stdp + bcm, rtol=1e-9, atol=1e-12)
+
+
+def test_stdp_bcm_composite_agrees_across_backends():
+    np.testing.assert_allclose(_drift(COMPOSITE, "torch"), _drift(COMPOSITE, "numba"), rtol=1e-9, atol=1e-12)
+
+
+def test_stdp_bcm_composite_needs_shared_time_constants():
+    with pytest.raises(ValueError, match="tau_plus_ms must equal bcm.tau_pre_ms"):
+        STDPBCM(STDP(tau_plus_ms=20.0), BCM(tau_pre_ms=50.0, tau_post_ms=20.0))
+    with pytest.raises(ValueError, match="expected an STDP and a BCM rule"):
+        STDPBCM(BCM(), STDP())
+    both = STDPBCM(STDP(w_max_nS=3.0), BCM(tau_pre_ms=20.0, tau_post_ms=20.0, w_min_nS=0.5))
+    assert (both.w_min_nS, both.w_max_nS) == (0.5, 3.0)
 
 
 def test_given_spikes_are_emitted_at_their_steps():
