@@ -20,7 +20,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	MPLBACKEND=Agg $(BIN)/python examples/tcm_forward_demo.py --out out/demo
+	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(BIN)/thalia demo --out out/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/tcm_forward.py
 	$(BIN)/python benchmarks/spm_forward.py
 	$(BIN)/python benchmarks/inference.py --batch 100
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/demo.py --json out/bench/demo.json
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache build dist src/*.egg-info

@@ -28,7 +28,7 @@ LAYERS = {
     "viz": 4,
     "report": 4,
     "cli": 5,
-    "__main__": 5,
+    "__main__": 6,  # python -m thalia: runs the cli
 }
 NEVER = {("mass", "spiking"), ("spiking", "mass")}
 

@@ -1,13 +1,17 @@
 """Noise models of the inversion: precision components, SPM's CSD precision, robust reweighting.
 
 The noise precision is Π(h) = Σᵢ exp(hᵢ)·Qᵢ over *precision components* Qᵢ (n_y × n_y) with
-log-precisions h under a Gaussian hyperprior (SPM's ``spm_nlsi_GN``). Two helpers build components:
+log-precisions h under a Gaussian hyperprior (SPM's ``spm_nlsi_GN``). Three helpers build components:
 
 * :func:`identity_component` — one component, Q = I (i.i.d. noise);
 * :func:`csd_component` — SPM's ``spm_dcm_csd_Q``: the sampling covariance of a CSD estimate,
   Qc(a, b) = Re[S_{i_a i_b}(w) · conj(S_{j_a j_b}(w))] for elements a = (w, i_a, j_a) and b = (w, i_b,
   j_b) at the same frequency (0 otherwise), regularised and inverted: Q = (Qc + ‖Qc‖₁/32·I)⁻¹. For one
-  channel this is diag(1 / (S(w)² + max S²/32)).
+  channel this is diag(1 / (S(w)² + max S²/32)): below about a fifth of the peak power every frequency
+  weighs the same in linear power, so the fit follows the spectrum's peaks, not its 1/f shape;
+* :func:`relative_component` — diag(1 / (S_ii(w) S_jj(w))), the sampling variance of a spectral
+  estimate without the regulariser: relative errors weigh the same at every frequency (for one channel
+  a fit of the log spectrum, to first order), so the 1/f slope counts as much as the peaks.
 
 Robust noise (``noise="student_t"``) rescales the precision per data point by Student-t
 scale-mixture weights wᵢ = (ν + 1) / (ν + zᵢ²) of the current residuals, with zᵢ² = Πᵢᵢrᵢ² relative to
@@ -46,6 +50,17 @@ def csd_component(csd: Tensor) -> Tensor:
     norm1 = qc.abs().sum(0).max()
     q = torch.linalg.inv(qc + norm1 / 32 * torch.eye(qc.shape[0], dtype=qc.dtype, device=qc.device))
     return ((q + q.T) / 2)[None]
+
+
+def relative_component(csd: Tensor) -> Tensor:
+    """Relative precision component of a CSD (F, n, n), diag(1 / (S_ii(w)·S_jj(w))): (1, F·n², F·n²)."""
+    csd = torch.as_tensor(csd)
+    if csd.ndim == 1:
+        csd = csd[:, None, None]
+    power = torch.diagonal(csd, dim1=-2, dim2=-1).real
+    if not bool((power > 0).all()):
+        raise ValueError("Invalid value for 'spectrum': relative weighting needs auto-spectra > 0 at every frequency.")
+    return torch.diag((1.0 / (power[:, :, None] * power[:, None, :])).reshape(-1))[None]
 
 
 def check_noise(noise: str, dof: float) -> tuple[str, float]:

@@ -12,7 +12,7 @@ import torch
 from thalia._logging import logger
 from thalia._validation import check_option, check_positive_int
 from thalia.inference.fit import variational_laplace_batch
-from thalia.inference.noise import csd_component
+from thalia.inference.noise import csd_component, relative_component
 from thalia.inference.posterior import Posterior
 from thalia.mass import CMC, CMMNMDA, TCM
 from thalia.params import ParameterSet, ParamSpace
@@ -23,6 +23,8 @@ MODELS = {"tcm": TCM, "cmc": CMC, "cmm_nmda": CMMNMDA}
 #: SPM's spectral mode: its flow Jacobian (forward differences), its delay operator, and
 #: finite-difference parameter Jacobians (reproduces ``spm_nlsi_GN`` on ``spm_csd_mtf``).
 MODES = ("exact", "spm")
+#: Precision component of the data: SPM's (peaks dominate) or relative (every frequency alike).
+WEIGHTINGS = {"spm": csd_component, "relative": relative_component}
 #: Spread of extra starts around the prior mean, in prior standard deviations.
 START_SPREAD = 0.5
 
@@ -97,6 +99,7 @@ def fit_spectra(
     *,
     priors: ParamSpace | ParameterSet | None = None,
     mode: str = "exact",
+    weighting: str = "spm",
     init: Sequence[Posterior | None] | None = None,
     device: torch.device | str | None = None,
     **options: Any,
@@ -107,6 +110,7 @@ def fit_spectra(
     (e.g. ``"cuda"``) runs the whole batch there (default: where the data are, i.e. the CPU for arrays).
     """
     check_option("mode", mode, MODES)
+    component = WEIGHTINGS[check_option("weighting", weighting, tuple(WEIGHTINGS))]
     model, name = _model(model, priors)
     space = _space(model, priors)
     data = [as_csd(s, f"spectra[{i}]") for i, s in enumerate(spectra)]
@@ -122,7 +126,7 @@ def fit_spectra(
             raise ValueError(f"Invalid value for 'spectra[{i}]': its frequencies or channels differ from spectra[0]'s.")
     forward = _forward(model, data[0], mode)
     ys = torch.stack([d.data for d in data])
-    q = torch.stack([csd_component(d.data) for d in data])
+    q = torch.stack([component(d.data) for d in data])
     if device is not None:
         ys, q = ys.to(device), q.to(device)
     jacobian = "finite_difference" if mode == "spm" else "autodiff"
@@ -149,6 +153,7 @@ def fit_spectrum(
     *,
     priors: ParamSpace | ParameterSet | None = None,
     mode: str = "exact",
+    weighting: str | Sequence[str] = "spm",
     n_starts: int = 1,
     seed: int | None = 0,
     init: Posterior | Any = None,
@@ -170,6 +175,14 @@ def fit_spectrum(
         ``"exact"``: exact Jacobians (automatic differentiation through the fixed point, the delay
         operator and the spectral model) and the model's own delay operator. ``"spm"``: SPM's spectral
         mode and finite-difference parameter Jacobians, reproducing ``spm_nlsi_GN`` on ``spm_csd_mtf``.
+    weighting : {"spm", "relative"} or sequence of them
+        Precision component of the data: ``"spm"`` (SPM's :func:`~thalia.inference.csd_component`;
+        the fit follows the peaks) or ``"relative"`` (:func:`~thalia.inference.noise.relative_component`;
+        relative errors weigh alike at every frequency, as in a fit of the log spectrum — for the 1/f shape).
+        A sequence fits in stages, each warm-started from the previous stage's posterior:
+        ``("spm", "relative")`` first finds the peaks, then the shape of the whole log spectrum (from the
+        prior mean alone the relative fit of a resting EEG spectrum stalls in a local optimum without the
+        alpha peak). F, trace and status are the last stage's.
     n_starts : int
         Starts: the prior mean (or ``init``) and ``n_starts − 1`` draws around it (±0.5 prior SD),
         fitted together in one batch; the posterior with the highest F is returned.
@@ -188,17 +201,29 @@ def fit_spectrum(
         at the posterior mean) and ``summary()``.
     """
     n_starts = check_positive_int("n_starts", n_starts)
+    stages = (weighting,) if isinstance(weighting, str) else tuple(weighting)
+    for stage in stages or (None,):
+        check_option("weighting", stage, tuple(WEIGHTINGS))
     model_, _ = _model(model, priors)
     space = _space(model_, priors)
     starts = _starts(space, init, n_starts, seed)
     data = as_csd(spectrum)
-    posteriors = fit_spectra([data] * n_starts, model_, priors=space, mode=mode, init=starts, **options)
+    posteriors = fit_spectra(
+        [data] * n_starts, model_, priors=space, mode=mode, weighting=stages[0], init=starts, **options
+    )
     best = max(range(n_starts), key=lambda k: (np.nan_to_num(posteriors[k].F, nan=-np.inf), -k))
+    posterior = posteriors[best]
     if n_starts > 1:
         values = ", ".join(f"{p.F:.2f}" for p in posteriors)
         logger.info("fit_spectrum: free energies of %d starts: %s; best start %d", n_starts, values, best)
-        return posteriors[best].with_(message=f"{posteriors[best].message}; best of {n_starts} starts (F: {values})")
-    return posteriors[best]
+        posterior = posterior.with_(message=f"{posterior.message}; best of {n_starts} starts (F: {values})")
+    for previous, stage in zip(stages, stages[1:], strict=False):
+        done = f"{previous} weighting: {posterior.status.value} after {posterior.iterations} iterations"
+        (posterior,) = fit_spectra(
+            [data], model_, priors=space, mode=mode, weighting=stage, init=[posterior], **options
+        )
+        posterior = posterior.with_(message=f"{posterior.message}; warm-started from the fit with {done}")
+    return posterior
 
 
 def _starts(space: ParamSpace, init: Any, n_starts: int, seed: int | None) -> list:
