@@ -8,6 +8,7 @@ the build time (network, flattening, engine arrays), the memory per synapse and 
 Run from the repository root::
 
     python benchmarks/microcircuit.py --scale 0.1 --duration 1 --device cpu --json out/pd_0.1.json
+    python benchmarks/microcircuit.py --scale 0.1 --k-scale 0.5 --duration 1 --json out/pd_0.1_k0.5.json
     python benchmarks/microcircuit.py --scale 1 --duration 0.2 --warmup 0.1 --json out/pd_1.json
     python benchmarks/microcircuit.py --scale 1 --duration 1 --device cuda --dtype float32 --json out/pd_gpu.json
 
@@ -34,7 +35,8 @@ PUBLISHED_RTF = {"NEST GPU, RTX 4090": 0.4, "GeNN, V100": 2.0, "NEST, 2x128-core
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scale", type=float, default=0.1, help="neuron-number scale (in-degrees kept)")
+    parser.add_argument("--scale", type=float, default=0.1, help="neuron-number scale")
+    parser.add_argument("--k-scale", type=float, default=1.0, help="in-degree scale (1: in-degrees kept)")
     parser.add_argument("--duration", type=float, default=1.0, help="measured biological seconds")
     parser.add_argument("--warmup", type=float, default=0.2, help="biological seconds run before the measurement")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -45,8 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1, help="connectivity seed (the run uses seed + 1)")
     parser.add_argument("--json", default=None, help="write the results to this JSON file")
     args = parser.parse_args(argv)
-    if not 0 < args.scale <= 1:
-        parser.error(f"--scale must be in (0, 1], got {args.scale}")
+    for name in ("scale", "k_scale"):
+        if not 0 < getattr(args, name) <= 1:
+            parser.error(f"--{name.replace('_', '-')} must be in (0, 1], got {getattr(args, name)}")
     if args.duration <= 0 or args.warmup < 0:
         parser.error("--duration must be > 0 and --warmup >= 0")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -89,7 +92,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         compile_s = _numba_engine.compile_kernel()["seconds"]
     start = time.perf_counter()
-    net = mc.potjans_diesmann(args.scale, seed=args.seed, external=args.external)
+    net = mc.potjans_diesmann(args.scale, seed=args.seed, k_scale=args.k_scale, external=args.external)
     network_s = time.perf_counter() - start
     n_neurons = net.n_neurons
     simulator = Simulator(net, dt_ms=0.1, seed=args.seed + 1, backend=backend, device=args.device, dtype=dtype)
@@ -102,6 +105,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "benchmark": "microcircuit",
         "scale": args.scale,
+        "k_scale": args.k_scale,
         "duration_s": args.duration,
         "warmup_s": args.warmup,
         "device": args.device,
@@ -129,8 +133,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def print_table(res: dict[str, Any]) -> None:
     print(
-        f"Potjans-Diesmann microcircuit scale={res['scale']} ({res['n_neurons']} neurons, {res['n_synapses']:.3g} "
-        f"synapses) {res['backend']} on {res['device']} ({res['dtype']})"
+        f"Potjans-Diesmann microcircuit scale={res['scale']} k_scale={res['k_scale']} ({res['n_neurons']} neurons, "
+        f"{res['n_synapses']:.3g} synapses) {res['backend']} on {res['device']} ({res['dtype']})"
     )
     print(
         f"  build {res['build_s']:.1f} s (network {res['network_s']:.1f} s)   run {res['wall_s']:.2f} s for "

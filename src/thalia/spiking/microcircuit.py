@@ -23,11 +23,14 @@ population of 902 neurons. Parameters (their Tables 4–5, as in NEST's PyNEST `
 * thalamus (``thalamus=True``): 902 spike sources (Poisson at ``thalamic_rate_hz``, and
   ``Simulator.run(inputs={"TC": ...})``) onto L4e, L4i, L6e, L6i with :data:`THALAMIC_PROBABILITIES`.
 
-Scaling (``scale`` < 1, the usual in-degree-preserving downscaling): neuron numbers × scale, in-degrees
-kept (synapse numbers × scale), so that the mean and variance of each neuron's input, and the rates,
-are preserved. ``k_scale`` < 1 also scales the in-degrees (external ones included), with weights ×
-1/√k_scale and the DC compensation of van Albada, Helias & Diesmann (2015, PLoS Comput Biol
-11:e1004490): each population gets I = τ_syn·Σ_x (1 − √k)·K_yx·w_yx·ν_x (ν: :data:`REFERENCE_RATES_HZ`).
+Scaling (``scale`` < 1): neuron numbers × scale, in-degrees kept (synapse numbers × scale).
+``k_scale`` < 1 also scales the in-degrees (external ones included), with weights × 1/√k_scale (the
+input variance K·w²·ν is kept) and the DC compensation of van Albada, Helias & Diesmann (2015, PLoS
+Comput Biol 11:e1004490) for the mean: each population gets I = τ_syn·Σ_x (1 − √k)·K_yx·w_yx·ν_x (ν:
+:data:`REFERENCE_RATES_HZ`, the full-scale rates; the external Poisson input counts as a source of
+K_ext inputs at 8 Hz). Rates match the full model at scale ≥ 0.3 with k_scale 1, and at scale 0.1 with
+k_scale 0.5; at scale 0.1, k_scale 1 (shared, repeated inputs) is too fast and k_scale 0.1 (large
+PSPs) too slow in L2/3 (docs/microcircuit.md).
 """
 
 from __future__ import annotations

@@ -198,26 +198,43 @@ def test_dc_options():
     np.testing.assert_allclose(mc.dc_input_pA(half), (1 - np.sqrt(0.5)) * (recurrent + external))
 
 
-def test_rates_at_scale_0_1():
-    """Scale 0.1 (7,713 neurons, 3.0e7 synapses; ~15 s). In-degree-preserving downscaling keeps L4 and L6
-    at the full-scale rates; L2/3 and L5 fire faster than at full scale (measured over 1 s: L2/3e 1.65,
-    L2/3i 3.9, L5e 9.4–10.0, L5i 9.5 Hz): with K kept and N × 0.1 a neuron gets ~2200 L2/3e synapses from
-    2068 L2/3e cells, so multapses and shared inputs raise the input variance and correlations. At
-    scale 0.3 all eight populations match (tests/reference/test_microcircuit_reference.py)."""
-    net = mc.potjans_diesmann(0.1, seed=1)
+def _statistics_at_scale_0_1(k_scale: float) -> dict:
+    net = mc.potjans_diesmann(0.1, seed=1, k_scale=k_scale)
     sim = Simulator(net, dt_ms=0.1, seed=2)
+    del net
     sim.run(2000)  # 200 ms: the transient of the initial potentials
-    stats = mc.spike_statistics(sim.run(5000))
-    rates, reference = stats["rates_hz"], mc.REFERENCE_RATES_HZ
-    for pop in ("L4e", "L4i", "L6e", "L6i"):
-        assert rates[pop] == pytest.approx(reference[pop], rel=0.15), pop
-    # the layer structure of the model: sparse L2/3e and L6e (< 2 Hz), L5e the fastest excitatory population,
-    # inhibitory populations faster than their layer's excitatory one (at this scale L5e and L5i are on par)
-    excitatory = {pop: rates[pop] for pop in mc.POPULATIONS if pop.endswith("e")}
-    assert max(excitatory, key=excitatory.get) == "L5e" and max(rates["L23e"], rates["L6e"]) < 2.0
-    for layer in ("L23", "L4", "L6"):
-        assert rates[f"{layer}i"] > rates[f"{layer}e"]
-    assert all(0.4 < cv < 1.2 for cv in stats["cv_isi"].values())  # irregular (clock-like firing: CV ≪ 0.4)
+    return mc.spike_statistics(sim.run(10000))  # 1 s
+
+
+def test_rates_at_scale_0_1():
+    """Scale 0.1 with in-degrees halved (k_scale 0.5: 7,717 neurons, 1.5e7 synapses; ~10 s): all eight
+    rates within 20 % of NEST's full-scale rates (REFERENCE_RATES_HZ). 20 % is the deviation that
+    Romaro et al. (2021, Neural Comput 33:1993, Table A.1) report for their 10 % NetPyNE network against
+    its full-scale rates (up to 17 %; 23 % at 30 %). Measured over 1 s, seeds 1 and 2: at most −18 %
+    (L2/3e 0.74 Hz, seed 1; inside the published 0.3–0.9 Hz) and +14 % (L5e). Neither extreme keeps the
+    rates at this scale (docs/microcircuit.md): with k_scale 1, a neuron gets ~2200 L2/3e synapses
+    from 2068 cells, and multapses and shared inputs raise the input variance (L2/3e 1.65, L5e 9.4 Hz);
+    with k_scale 0.1, mean and variance are kept, but the larger PSPs (0.47 mV, 1.9 mV inhibitory)
+    lower the rates (L2/3e 0.44, L2/3i 2.1, L6e 0.85 Hz)."""
+    stats = _statistics_at_scale_0_1(0.5)
+    for pop, reference in mc.REFERENCE_RATES_HZ.items():
+        assert stats["rates_hz"][pop] == pytest.approx(reference, rel=0.2), pop
+    # irregular firing (clock-like: CV ≪ 0.4). Over a 1 s window the CV is 0.55–0.66: long intervals are
+    # cut off. Over 10 s it is 0.75–0.85, against 0.80–0.94 over 60 s in NetPyNE (Romaro et al. 2021, Table A.3)
+    assert all(0.4 < cv < 1.2 for cv in stats["cv_isi"].values())
+
+
+def test_synchrony_at_scale_0_1_matches_netpyne():
+    """Scale 0.1 with k_scale 0.1 (van Albada et al. 2015 scaling: 7,717 neurons, 3.0e6 synapses; ~3 s)
+    is the scaling of the 10 % network of Romaro et al. (2021, Neural Comput 33:1993). Their synchrony
+    (variance / mean of the population spike count in 3 ms bins, Potjans & Diesmann 2014) for it is
+    2.6, 2.1, 3.1, 1.9, 4.5, 1.1, 1.7, 1.0 (Table A.5, Poisson input, 60 s). Measured over 1 s, seeds 1
+    and 2, the ratios to these values lie between 0.89 and 1.38, hence the factor 1.5. (Rates at this
+    scaling: test_rates_at_scale_0_1.)"""
+    published = dict(zip(mc.POPULATIONS, (2.6, 2.1, 3.1, 1.9, 4.5, 1.1, 1.7, 1.0), strict=True))
+    synchrony = _statistics_at_scale_0_1(0.1)["synchrony"]
+    for pop, value in published.items():
+        assert value / 1.5 < synchrony[pop] < value * 1.5, (pop, synchrony[pop])
 
 
 def test_validation_errors():
