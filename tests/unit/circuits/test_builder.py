@@ -46,11 +46,13 @@ def test_seed_connection_keys_and_ports_exist():
     }
     feedback = brain.connections[("cortex", "thalamus")]
     assert feedback.target_ports == {("thalamus", "l6a_feedback"), ("thalamus", "l6b_feedback")}
-    # L6a lands on TRN, L6b on relay, with the default delays (3 and 8 ms)
+    # L6a lands on TRN and (directly) on relay, L6b on relay, with the default delays (3 and 8 ms)
     by_name = {p.name: p for p in brain.network.projections}
     l6a = by_name["cortex.l6a_e->thalamus.trn:l6a_feedback"]
+    l6a_relay = by_name["cortex.l6a_e->thalamus.relay:l6a_feedback"]
     l6b = by_name["cortex.l6b_e->thalamus.relay:l6b_feedback"]
-    assert (l6a.delay_ms, l6b.delay_ms) == (3.0, 8.0)
+    assert (l6a.delay_ms, l6a_relay.delay_ms, l6b.delay_ms) == (3.0, 3.0, 8.0)
+    assert len(l6a_relay.pre_idx) == 32 * 16
     assert len(l6a.pre_idx) == 16 * 16 and len(l6b.pre_idx) == 32 * 16  # in-degree capped at the L6 size (16)
 
 
@@ -208,3 +210,18 @@ def test_save_and_load_continue_exactly(tmp_path):
     for name, w in a.weights.items():
         np.testing.assert_array_equal(w, b.weights[name])
     assert restored.time_ms == brain.time_ms == 200.0
+
+
+def test_cortical_plasticity_is_the_stdp_bcm_composite_on_excitatory_synapses():
+    from thalia.spiking.plasticity import STDPBCM
+
+    brain = small_builder({"cortex": {"plasticity": True}}).build()
+    plastic = {p.name: p for p in brain.network.projections if p.plasticity is not None}
+    assert plastic and all(isinstance(p.plasticity, STDPBCM) for p in plastic.values())
+    # only excitatory cortical synapses onto pyramidal cells (E -> E, local and vertical)
+    assert all(p.pre.startswith("cortex.") and p.pre.endswith("_e") and p.post.endswith("_e") for p in plastic.values())
+    result = brain.run(300.0)
+    for name, proj in plastic.items():
+        w0, w = np.asarray(proj.weight_nS), result.weights[name]
+        assert np.all((w >= 0.0) & (w <= 2.0 * w0 + 1e-12))
+    assert any(not np.allclose(result.weights[name], np.asarray(p.weight_nS)) for name, p in plastic.items())

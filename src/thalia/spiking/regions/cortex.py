@@ -21,7 +21,7 @@ import torch
 
 from thalia.spiking.connectivity import FixedInDegree, Topographic
 from thalia.spiking.network import Network
-from thalia.spiking.plasticity import STDP
+from thalia.spiking.plasticity import BCM, STDP, STDPBCM
 from thalia.spiking.regions import cells
 from thalia.spiking.regions.base import Region
 
@@ -167,10 +167,19 @@ class Cortex(Region):
                     name=f"{pre}->{post}:{receptor}", plasticity=plasticity)  # fmt: skip
 
 
-def cortical_plasticity(w_nS: float):
-    """Plasticity of cortical excitatory synapses when ``plasticity=True``: pair-based STDP with
-    weights bounded in [0, 2w] (Song et al. 2000: A− slightly larger than A+)."""
-    return STDP(A_plus_nS=0.01 * w_nS, A_minus_nS=0.0105 * w_nS, w_min_nS=0.0, w_max_nS=2.0 * w_nS)
+def cortical_plasticity(w_nS: float) -> STDPBCM:
+    """Plasticity of cortical excitatory synapses when ``plasticity=True``: the STDP + BCM composite
+    (:class:`~thalia.spiking.plasticity.STDPBCM`), weights bounded in [0, 2w].
+
+    * STDP: pair-based, τ± 20 ms, A₊ = 1 % of w and A₋ slightly larger (Song, Miller & Abbott 2000);
+    * BCM: the same 20 ms traces read as rates, a sliding threshold θ → ⟨y²⟩/5 Hz with τ_θ 5 s (the
+      original thalia's 5,000 ms), η = 10⁻⁵·w per Hz³·s, so a cell firing 5 Hz above its threshold
+      with 10 Hz inputs changes w by ~0.5 %/s (Bienenstock, Cooper & Munro 1982).
+    """
+    stdp = STDP(A_plus_nS=0.01 * w_nS, A_minus_nS=0.0105 * w_nS, w_min_nS=0.0, w_max_nS=2.0 * w_nS)
+    bcm = BCM(eta=1e-5 * w_nS, tau_pre_ms=20.0, tau_post_ms=20.0, tau_theta_ms=5000.0, target_hz=5.0,
+              w_min_nS=0.0, w_max_nS=2.0 * w_nS)  # fmt: skip
+    return STDPBCM(stdp, bcm)
 
 
 __all__ = ["Cortex", "CortexConfig", "LAYERS", "LAYER_LABELS"]

@@ -6,7 +6,10 @@ Synapses (all topographic on the relay map, positions = indices mapped to [0, 1)
 
 * sensory input → relay (AMPA) and, as collaterals, → TRN;
 * relay → TRN (AMPA), TRN → relay (GABA-A, optional GABA-B), TRN → TRN (GABA-A);
-* target port ``l6a_feedback``: cortical L6a → TRN (AMPA) — the inhibitory (Type I) loop;
+* target port ``l6a_feedback``: cortical L6a → TRN (AMPA) and, monosynaptically, → relay (AMPA):
+  L6 corticothalamic cells excite relay cells directly and inhibit them through the TRN (Crandall,
+  Cruikshank & Connors 2015, Neuron 86:768). The TRN's inhibition reaches wider (L6a → TRN, then
+  TRN → relay) than the direct excitation, so L6a feedback is centre–surround on the relay map;
 * target port ``l6b_feedback``: cortical L6b → relay (AMPA) — the direct excitatory loop.
 
 The TRN has ``trn_ratio`` × the relay cells (0.5 by default, as the seed says).
@@ -47,6 +50,8 @@ class ThalamusConfig:
     l6a_in_degree: int = 20
     l6a_weight_nS: float = 8.0
     l6a_sigma: float = 0.1
+    #: direct L6a → relay excitation (nS per synapse, ``l6a_in_degree`` synapses, width ``l6a_sigma``)
+    l6a_to_relay_weight_nS: float = 8.0
     l6b_in_degree: int = 20
     l6b_weight_nS: float = 6.5
     l6b_sigma: float = 0.05
@@ -96,7 +101,10 @@ class Thalamus(Region):
                 (self.population("trn"), c.sensory_to_trn_in_degree, c.sensory_weight_nS, c.sensory_sigma),
             ]
         if port == "l6a_feedback":
-            return [(self.population("trn"), c.l6a_in_degree, c.l6a_weight_nS, c.l6a_sigma)]
+            return [
+                (self.population("trn"), c.l6a_in_degree, c.l6a_weight_nS, c.l6a_sigma),
+                (self.population("relay"), c.l6a_in_degree, c.l6a_to_relay_weight_nS, c.l6a_sigma),
+            ]
         if port == "l6b_feedback":
             return [(self.population("relay"), c.l6b_in_degree, c.l6b_weight_nS, c.l6b_sigma)]
         raise ValueError(
