@@ -6,10 +6,13 @@
 * :func:`fit_variational_laplace_thermo` — tempered VL with a thermodynamic-integration log evidence.
 * :mod:`~thalia.inference.bmr` (Bayesian model reduction), :mod:`~thalia.inference.peb` (parametric
   empirical Bayes over subjects' posteriors).
+* :func:`fit_group` / :func:`sweep` — group fits and parameter sweeps on any ``concurrent.futures``
+  Executor or a Dask cluster (:func:`dask_executor`), with retries and checkpoints.
 * :class:`Posterior` — mean, covariance, F and its parts, status, trace, save/load.
 """
 
 from thalia.inference.fit import variational_laplace, variational_laplace_batch
+from thalia.inference.group import GroupFit, SweepError, dask_executor, fit_group, sweep
 from thalia.inference.noise import csd_component, identity_component
 from thalia.inference.posterior import Posterior, Status
 from thalia.inference.spectral import fit_spectra, fit_spectrum
@@ -25,4 +28,9 @@ __all__ = [
     "Status",
     "csd_component",
     "identity_component",
+    "fit_group",
+    "sweep",
+    "dask_executor",
+    "GroupFit",
+    "SweepError",
 ]
