@@ -6,10 +6,10 @@
 """
 
 from thalia.spiking.regions.cortex import Cortex, CortexConfig
-from thalia.spiking.regions.microcircuit import PDCortex, PDCortexConfig, routes
+from thalia.spiking.regions.microcircuit import PDCortex, PDCortexConfig
 from thalia.spiking.regions.sensory import SensoryConfig, SensoryPathway
 from thalia.spiking.regions.thalamus import Thalamus, ThalamusConfig
-from thalia.spiking.regions.wiring import DEFAULT_DELAY_MS, Route
+from thalia.spiking.regions.wiring import DEFAULT_DELAY_MS, Route, routes
 
 REGION_TYPES = {
     cls.kind: (cls, cfg)

@@ -61,6 +61,10 @@ class Region:
     default_source_port: ClassVar[str | None] = None
     #: target ports (the inputs the region accepts)
     target_ports: ClassVar[tuple[str, ...]] = ()
+    #: kind used for default axonal delays (a cortex variant delays like a cortex)
+    delay_kind: ClassVar[str | None] = None
+    #: role of a source population -> its default target port on a thalamus
+    thalamic_ports: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     name: str
     n_input: int | None
@@ -88,6 +92,17 @@ class Region:
                 f"got {port!r}."
             )
         return self.source_ports[port]
+
+    def thalamic_target_ports(self, role: str, source_port: str | None) -> tuple[str, ...]:
+        """Default target ports on a thalamus of the population ``role`` sent through ``source_port``."""
+        return self.thalamic_ports.get(role, ("sensory",))
+
+    def input_targets(self, port: str) -> list[tuple[str, int, float, float]]:
+        """(population, in-degree, weight, topographic sigma) of each synapse group of a target port."""
+        raise ValueError(
+            f"Invalid value for 'target_port' of component {self.name!r} ({self.kind}): allowed "
+            f"{list(self.target_ports)}, got {port!r}."
+        )
 
     def build(self, net: Network, rng: np.random.Generator) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

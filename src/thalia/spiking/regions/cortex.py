@@ -89,6 +89,9 @@ class Cortex(Region):
     }
     default_source_port: ClassVar[str] = "l23"
     target_ports: ClassVar[tuple[str, ...]] = ("feedforward", "attention")
+    thalamic_ports: ClassVar[dict[str, tuple[str, ...]]] = {
+        "l6a_e": ("l6a_feedback",), "l6b_e": ("l6b_feedback",),
+    }  # fmt: skip
 
     def __post_init__(self) -> None:
         c, n = self.config, self.n_output
@@ -112,6 +115,25 @@ class Cortex(Region):
     def get_l6_spikes(self) -> torch.Tensor:
         """L6a ‖ L6b pyramidal spikes of the last step."""
         return self.state.l6_spikes
+
+    def input_targets(self, port: str) -> list[tuple[str, int, float, float]]:
+        """(population, in-degree, weight nS, topographic sigma) of each synapse group of a target port:
+        ``feedforward`` (thalamic input) onto L4 and L6b, E and I; ``attention`` onto L6a and L6b E."""
+        c = self.config
+        if port == "feedforward":
+            return [
+                (self.population(role), c.input_in_degree, w, c.column_sigma)
+                for role, w in (
+                    ("l4_e", c.input_weight_nS), ("l4_i", c.input_weight_nS),
+                    ("l6b_e", c.input_to_l6b_weight_nS), ("l6b_i", c.input_to_l6b_weight_nS),
+                )
+            ]  # fmt: skip
+        if port == "attention":
+            return [
+                (self.population(role), c.attention_in_degree, c.attention_weight_nS, c.column_sigma)
+                for role in ("l6a_e", "l6b_e")
+            ]
+        return super().input_targets(port)
 
     def layer_population(self, layer: str, kind: str = "e") -> str:
         return self.population(f"{layer}_{kind}")

@@ -17,9 +17,9 @@ it connect unchanged):
 * target port ``attention``: top-down input onto L6e (as the layered cortex's attention port onto its
   corticothalamic L6 cells).
 
-Weights of the synapses onto this cortex are currents (pA). Inputs reach it through
-:func:`routes`, which handles the connections that involve a ``pd_cortex`` and hands all others
-to :func:`thalia.spiking.regions.wiring.routes`.
+Weights of the synapses onto this cortex are currents (pA). Connections use the common routing
+(:func:`thalia.spiking.regions.wiring.routes`) through :meth:`PDCortex.input_targets` and
+:meth:`PDCortex.thalamic_target_ports`; default delays are a cortex's.
 """
 
 from __future__ import annotations
@@ -33,9 +33,7 @@ import numpy as np
 from thalia._validation import check_option
 from thalia.spiking import microcircuit
 from thalia.spiking.network import Network
-from thalia.spiking.regions import wiring
 from thalia.spiking.regions.base import Region
-from thalia.spiking.regions.wiring import DEFAULT_DELAY_MS, Route
 
 #: Model population -> region role.
 ROLES = {pop: f"{pop[:-1].lower()}_{pop[-1]}" for pop in microcircuit.POPULATIONS}
@@ -80,6 +78,7 @@ class PDCortex(Region):
     }  # fmt: skip
     default_source_port: ClassVar[str] = "l23"
     target_ports: ClassVar[tuple[str, ...]] = ("feedforward", "attention")
+    delay_kind: ClassVar[str] = "cortex"
 
     def __post_init__(self) -> None:
         full = microcircuit.FULL_SIZES[0]
@@ -103,6 +102,10 @@ class PDCortex(Region):
         names = {pop: self.population(role) for pop, role in ROLES.items()}
         microcircuit.add_microcircuit(net, self.microcircuit_config, rng, names)
 
+    def thalamic_target_ports(self, role: str, source_port: str | None) -> tuple[str, ...]:
+        """L6e feeds the TRN (``l6a``), the relay (``l6b``) or both (``l6``); other layers: ``sensory``."""
+        return THALAMIC_PORTS.get(source_port or self.default_source_port, ("sensory",))
+
     def input_targets(self, port: str) -> list[tuple[str, int, float, float]]:
         """(population, in-degree, weight pA, topographic sigma) of each synapse group of a target port."""
         c = self.config
@@ -123,31 +126,4 @@ class PDCortex(Region):
         )
 
 
-def routes(src: Region, tgt: Region, source_port: str | None, target_port: str | None) -> list[Route]:
-    """:func:`thalia.spiking.regions.wiring.routes`, extended to connections to and from a ``pd_cortex``."""
-    if isinstance(tgt, PDCortex):
-        port = "feedforward" if target_port is None else target_port
-        if port not in tgt.target_ports:
-            raise ValueError(
-                f"Invalid value for 'target_port' of connection {src.name!r} -> {tgt.name!r}: allowed "
-                f"{list(tgt.target_ports)} for a pd_cortex, got {port!r}."
-            )
-        delay = DEFAULT_DELAY_MS.get(("cortex" if isinstance(src, PDCortex) else src.kind, "cortex"), 2.0)
-        return [
-            Route(src.population(role), post, port, k, w, sigma, delay)
-            for role in src.output_roles(source_port)
-            for post, k, w, sigma in tgt.input_targets(port)
-        ]
-    if isinstance(src, PDCortex) and tgt.kind == "thalamus":
-        src.output_roles(source_port)  # checks the port
-        ports = THALAMIC_PORTS.get(source_port or src.default_source_port, ("sensory",))
-        ports = ports if target_port is None else (target_port,)
-        out = []
-        for port in ports:
-            for route in wiring.routes(src, tgt, source_port, port):
-                out.append(dataclasses.replace(route, default_delay_ms=DEFAULT_DELAY_MS.get(("cortex", port), 2.0)))
-        return out
-    return wiring.routes(src, tgt, source_port, target_port)
-
-
-__all__ = ["PDCortex", "PDCortexConfig", "routes"]
+__all__ = ["PDCortex", "PDCortexConfig"]

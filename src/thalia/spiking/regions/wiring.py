@@ -55,41 +55,21 @@ def routes(src: Region, tgt: Region, source_port: str | None, target_port: str |
         )
     out = []
     for role in roles:
-        port = target_port or _default_target_port(src, tgt, role)
-        delay = _default_delay(src, tgt, port)
-        for post, k, w, sigma in _targets(tgt, port):
-            out.append(Route(src.population(role), post, port, k, w, sigma, delay))
+        if target_port is not None:
+            ports = (target_port,)
+        elif tgt.kind == "thalamus":
+            ports = src.thalamic_target_ports(role, source_port)
+        else:
+            ports = tgt.target_ports[:1]
+        for port in ports:
+            delay = _default_delay(src, tgt, port)
+            for post, k, w, sigma in tgt.input_targets(port):
+                out.append(Route(src.population(role), post, port, k, w, sigma, delay))
     return out
 
 
-def _default_target_port(src: Region, tgt: Region, role: str) -> str:
-    if tgt.kind == "thalamus":
-        if role == "l6a_e":
-            return "l6a_feedback"
-        if role == "l6b_e":
-            return "l6b_feedback"
-        return "sensory"
-    return tgt.target_ports[0]
-
-
 def _default_delay(src: Region, tgt: Region, port: str) -> float:
-    if src.kind == "cortex" and tgt.kind == "thalamus":
+    src_kind, tgt_kind = src.delay_kind or src.kind, tgt.delay_kind or tgt.kind
+    if src_kind == "cortex" and tgt_kind == "thalamus":
         return DEFAULT_DELAY_MS[("cortex", port)]
-    return DEFAULT_DELAY_MS.get((src.kind, tgt.kind), 2.0)
-
-
-def _targets(tgt: Region, port: str) -> list[tuple[str, int, float, float]]:
-    if tgt.kind == "thalamus":
-        return tgt.input_targets(port)
-    c = tgt.config
-    if port == "feedforward":
-        return [
-            (tgt.population("l4_e"), c.input_in_degree, c.input_weight_nS, c.column_sigma),
-            (tgt.population("l4_i"), c.input_in_degree, c.input_weight_nS, c.column_sigma),
-            (tgt.population("l6b_e"), c.input_in_degree, c.input_to_l6b_weight_nS, c.column_sigma),
-            (tgt.population("l6b_i"), c.input_in_degree, c.input_to_l6b_weight_nS, c.column_sigma),
-        ]
-    return [
-        (tgt.population("l6a_e"), c.attention_in_degree, c.attention_weight_nS, c.column_sigma),
-        (tgt.population("l6b_e"), c.attention_in_degree, c.attention_weight_nS, c.column_sigma),
-    ]
+    return DEFAULT_DELAY_MS.get((src_kind, tgt_kind), 2.0)
