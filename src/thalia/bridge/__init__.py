@@ -1,0 +1,54 @@
+"""The bridge between the spiking thalamo-cortical circuit and the TCM neural mass model.
+
+* :mod:`~thalia.bridge.circuit` — run the default circuit (:class:`Circuit`, :func:`simulate_lfp`) and
+  take the Welch CSD of its LFP proxy (region or layers as channels);
+* :mod:`~thalia.bridge.mapping` — which TCM population stands for which circuit population, and the
+  TCM priors set from the circuit (receptor time constants, delays): :func:`circuit_priors`;
+* :mod:`~thalia.bridge.fit` — the TCM fitted to the circuit's log spectrum over 4–90 Hz
+  (:func:`fit_circuit`, :func:`fit_tcm`);
+* :mod:`~thalia.bridge.drugs` — drug presets defined once (:class:`Drug`, :func:`preset`) and applied
+  to both scales;
+* :mod:`~thalia.bridge.compare` — the predicted spectral change at each scale side by side
+  (:func:`compare_drugs`) and what moved in the mass model (:func:`parameter_shifts`).
+"""
+
+from thalia.bridge.circuit import Circuit, CircuitLFP, simulate_lfp
+from thalia.bridge.compare import (
+    DrugComparison,
+    compare_drugs,
+    direction_probability,
+    inhibitory_parameters,
+    parameter_shifts,
+    spectral_summary,
+)
+from thalia.bridge.drugs import PRESETS, Drug, Expectation, benzodiazepine, cholinergic, ketamine, preset
+from thalia.bridge.fit import SpectralFit, fit_circuit, fit_tcm, matched_peaks
+from thalia.bridge.mapping import POPULATION_MAP, CircuitParameters, bridge_model, circuit_parameters, circuit_priors
+
+__all__ = [
+    "Circuit",
+    "CircuitLFP",
+    "CircuitParameters",
+    "Drug",
+    "DrugComparison",
+    "Expectation",
+    "POPULATION_MAP",
+    "PRESETS",
+    "SpectralFit",
+    "benzodiazepine",
+    "bridge_model",
+    "cholinergic",
+    "circuit_parameters",
+    "circuit_priors",
+    "compare_drugs",
+    "direction_probability",
+    "fit_circuit",
+    "fit_tcm",
+    "inhibitory_parameters",
+    "ketamine",
+    "matched_peaks",
+    "parameter_shifts",
+    "preset",
+    "simulate_lfp",
+    "spectral_summary",
+]

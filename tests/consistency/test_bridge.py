@@ -1,0 +1,85 @@
+"""The bridge's three claims (issue 8), on the default circuit: the TCM fitted to its LFP spectrum,
+GABA-A potentiation seen by the refitted mass model, and each drug's spectral change at both scales.
+
+Every run uses 60 s of simulated activity (seed 0) after a 0.5 s warm-up; the fits are over 4–90 Hz.
+Wall time: a few minutes on one free CPU core (four runs of the circuit, two fits).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from thalia.bridge import (
+    PRESETS,
+    compare_drugs,
+    direction_probability,
+    fit_circuit,
+    inhibitory_parameters,
+    preset,
+    simulate_lfp,
+)
+
+pytestmark = pytest.mark.slow
+SEED = 0
+#: Where a scale does not change the spectrum in the direction the literature reports, and why (see
+#: docs/bridge.md). The test fails when a listed pair starts to agree, so that this list stays true.
+DISAGREEMENTS = {
+    ("ketamine", "circuit"): (
+        "30-90 Hz power falls (-0.14 log10); the circuit has no NMDA synapses, so the preset only weakens the AMPA "
+        "drive onto interneurons and the TRN (see docs/bridge.md)"
+    ),
+    ("benzodiazepine", "circuit"): "the gamma peak moves up (31.7 -> 32.7 Hz)",
+    ("benzodiazepine", "mass"): "the fitted TCM has no gamma peak left under GABA-A x1.5 (nothing to compare)",
+    ("cholinergic", "mass"): "30-90 Hz power of the fitted TCM falls (-0.26 log10) with more background drive",
+}
+
+
+@pytest.fixture(scope="module")
+def baseline():
+    return simulate_lfp(seed=SEED)
+
+
+@pytest.fixture(scope="module")
+def baseline_fit(baseline):
+    return fit_circuit(baseline)
+
+
+@pytest.fixture(scope="module")
+def comparisons(baseline, baseline_fit):
+    return compare_drugs([preset(name) for name in PRESETS], mass=baseline_fit, baseline=baseline, seed=SEED)
+
+
+def test_fitted_tcm_explains_the_log_spectrum_and_places_the_gamma_peaks(baseline_fit):
+    assert baseline_fit.posterior.converged
+    assert baseline_fit.explained_variance >= 0.90
+    rows = baseline_fit.gamma_peaks(tolerance_hz=5.0)
+    assert rows, "the circuit shows no gamma peak: nothing to place"
+    for row in rows:
+        assert row["distance_hz"] is not None and row["distance_hz"] <= 5.0, row
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "not met on the default circuit (seed 0): the mean of the six GABA-A parameters changes by -0.08 +- 0.17 "
+        "(P(up) = 0.32); T[0,1] falls (P(up) = 0.06) and no GABA-A gain rises credibly; see docs/bridge.md"
+    ),
+)
+def test_gaba_a_potentiation_moves_the_inhibitory_parameters_up(baseline_fit, comparisons):
+    treated = next(c.lfp for c in comparisons if c.drug.name == "benzodiazepine")  # the circuit under the preset
+    refit = fit_circuit(treated, init=baseline_fit.posterior)
+    result = direction_probability(baseline_fit, refit, inhibitory_parameters(baseline_fit))
+    assert result["p_up"] >= 0.95, result
+
+
+def test_each_drug_changes_both_spectra_as_the_literature_reports_or_is_documented(comparisons):
+    unexplained, stale = [], []
+    for comparison in comparisons:
+        for row in comparison.agreement():
+            documented = (row["drug"], row["scale"]) in DISAGREEMENTS
+            if row["agrees"] and documented:
+                stale.append(row)
+            elif not row["agrees"] and not documented:
+                unexplained.append(row)
+    assert not unexplained, f"disagree with the literature and are not documented: {unexplained}"
+    assert not stale, f"documented as disagreeing but now agree (update DISAGREEMENTS and docs): {stale}"
