@@ -43,14 +43,18 @@ class Brain:
     """A built circuit. ``forward`` runs it; ``components[name].state`` holds each region's spikes of
     the last step; :meth:`run` returns the full :class:`SimulationResult` of a stretch of time."""
 
-    def __init__(self, global_config, regions: dict, connections: dict, network: Network, inputs: dict, spec: dict):
+    def __init__(
+        self, global_config, regions: dict, connections: dict, network: Network, inputs: dict, spec: dict,
+        start: bool = True,
+    ):  # fmt: skip
         self.global_config = global_config
         self.components = regions
         self.connections = connections
         self.network = network
         self.inputs = inputs
         self.spec = spec
-        self._start()
+        if start:
+            self._start()
 
     def _start(self) -> None:
         """A fresh simulator of ``network`` (the state right after ``build``) and the input generator."""
@@ -186,7 +190,7 @@ class Brain:
                 raise ValueError(
                     f"Invalid file {str(path)!r}: not a saved thalia brain (format {meta.get('format')!r})."
                 )
-            brain = BrainBuilder.from_spec(meta["spec"]).build()
+            brain = BrainBuilder.from_spec(meta["spec"])._build(start=False)  # compiled once, below
             for k, proj in enumerate(brain.network.projections):
                 stored = {x: data[f"proj/{proj.name}/{x}"] for x in ("pre", "post", "weight")}
                 brain.network.projections[k] = dataclasses.replace(

@@ -151,6 +151,10 @@ class BrainBuilder:
 
     def build(self) -> Brain:
         """Make the network: every component's populations, then every connection's synapses."""
+        return self._build(start=True)
+
+    def _build(self, start: bool) -> Brain:
+        """:meth:`build`; ``start=False`` leaves the simulator to the caller (``Brain.load``)."""
         if not self.components:
             raise ValueError("Invalid builder: no components were added.")
         gc = self.global_config
@@ -174,7 +178,7 @@ class BrainBuilder:
             connections[key] = connections[key].merged(made) if key in connections else made
         inputs = self._inputs(net, regions, fed, rng)
         self._check_input_sizes(regions, connections)
-        return Brain(gc, regions, connections, net, inputs, self.spec())
+        return Brain(gc, regions, connections, net, inputs, self.spec(), start=start)
 
     def _make(self, net: Network, regions: dict, spec: ConnectionSpec, rng) -> Connection:
         src, tgt = regions[spec.source], regions[spec.target]
