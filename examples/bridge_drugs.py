@@ -1,9 +1,9 @@
-"""The two scales on one question: the TCM fitted to the spiking circuit, and three drugs at both scales.
+"""The two scales on one question: the TCM fitted to the spiking circuit, and four drugs at both scales.
 
 Runs the default thalamo-cortical circuit, fits the TCM to its LFP spectrum (priors from the
-circuit), applies the ketamine, benzodiazepine and cholinergic presets to both models, refits the
-TCM to the circuit under each drug, and writes ``bridge_report.html`` and ``bridge_summary.json``
-into the output folder (default: a new temporary folder)::
+circuit), applies the ketamine, benzodiazepine, propofol and cholinergic presets to both models,
+refits the TCM to the circuit under each drug (with the baseline's priors), and writes
+``bridge_report.html`` and ``bridge_summary.json`` into the output folder (default: a new temporary folder)::
 
     python examples/bridge_drugs.py --out out/bridge            # about 10 minutes on one core
     python examples/bridge_drugs.py --duration-s 20             # shorter runs, noisier spectra
@@ -33,6 +33,7 @@ from thalia.bridge import (  # noqa: E402
     inhibitory_parameters,
     parameter_shifts,
     preset,
+    refit_circuit,
     simulate_lfp,
 )
 from thalia.report import HtmlReport  # noqa: E402
@@ -60,8 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     fit = fit_circuit(baseline)
     drugs = [preset(name) for name in PRESETS]
     comparisons = compare_drugs(drugs, mass=fit, baseline=baseline, **run)
-    refits = {c.drug.name: fit_circuit(c.lfp, init=fit.posterior) for c in comparisons}
-    inhibitory = direction_probability(fit, refits["benzodiazepine"], inhibitory_parameters(fit))
+    refits = {c.drug.name: refit_circuit(fit, c.lfp) for c in comparisons}
+    inhibitory = inhibitory_parameters(fit)
+    gaba_a = ("benzodiazepine", "propofol")
     with_default_priors = fit_circuit(baseline, priors="default")
 
     report = HtmlReport("thalia bridge: spiking circuit, neural mass model and drugs")
@@ -78,12 +80,17 @@ def main(argv: list[str] | None = None) -> int:
         "explained_variance_default_priors": with_default_priors.explained_variance,
         "refit_explained_variance": {name: f.explained_variance for name, f in refits.items()},
         "gamma_peaks": fit.gamma_peaks(),
-        "gaba_a_inhibitory_parameters": inhibitory,
-        "gaba_a_parameter_shifts": [
-            row
-            for row in parameter_shifts(fit, refits["benzodiazepine"])
-            if row["parameter"] in inhibitory_parameters(fit)
-        ],  # fmt: skip
+        "gaba_a_inhibitory_parameters": {
+            name: {
+                "mean": direction_probability(fit, refits[name], inhibitory),
+                "time_constant": direction_probability(fit, refits[name], ["T[0,1]"]),
+            }
+            for name in gaba_a
+        },
+        "gaba_a_parameter_shifts": {
+            name: [row for row in parameter_shifts(fit, refits[name]) if row["parameter"] in inhibitory]
+            for name in gaba_a
+        },
         "comparison_tables": {c.drug.name: c.table() for c in comparisons},
         "agreement": [row for comparison in comparisons for row in comparison.agreement()],
         "wall_s": time.perf_counter() - start,

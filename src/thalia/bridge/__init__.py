@@ -21,8 +21,8 @@ from thalia.bridge.compare import (
     parameter_shifts,
     spectral_summary,
 )
-from thalia.bridge.drugs import PRESETS, Drug, Expectation, benzodiazepine, cholinergic, ketamine, preset
-from thalia.bridge.fit import SpectralFit, fit_circuit, fit_tcm, matched_peaks
+from thalia.bridge.drugs import PRESETS, Drug, Expectation, benzodiazepine, cholinergic, ketamine, preset, propofol
+from thalia.bridge.fit import SpectralFit, fit_circuit, fit_tcm, matched_peaks, refit_circuit
 from thalia.bridge.mapping import POPULATION_MAP, CircuitParameters, bridge_model, circuit_parameters, circuit_priors
 
 __all__ = [
@@ -49,6 +49,8 @@ __all__ = [
     "matched_peaks",
     "parameter_shifts",
     "preset",
+    "propofol",
+    "refit_circuit",
     "simulate_lfp",
     "spectral_summary",
 ]

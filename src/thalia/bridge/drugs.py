@@ -5,29 +5,27 @@ power ``dose`` (so dose acts linearly on the log-scale parameters of the mass mo
 methods translate it:
 
 * ``nmda_on_inhibitory`` (NMDA conductance of inhibitory cells): TCM ``Hn[target ∈ SI, DI, RT]``
-  += ln f; circuit: the glutamatergic synapses onto inhibitory cells (``e_to_i_weight_nS``,
-  ``relay_to_trn_weight_nS``, ``l6a_weight_nS``) × (1 − s·(1 − f)), see below.
+  += ln f; circuit: the NMDA conductance of the glutamatergic synapses onto inhibitory cells
+  (``CortexConfig.e_to_i_nmda_weight_nS``, ``ThalamusConfig.relay_to_trn_nmda_weight_nS``) × f
+  where the circuit has NMDA there, otherwise an AMPA stand-in, see below.
 * ``gaba_a`` (GABA-A conductance): TCM ``global[2]`` (the GABA-A topology scale) += ln f; circuit:
   ``i_to_e_weight_nS``, ``i_to_i_weight_nS``, ``trn_to_relay_weight_nS``, ``trn_to_trn_weight_nS`` × f.
-* ``gaba_a_decay`` (GABA-A decay time constant): TCM ``T[:, 1]`` += ln f; circuit: the same GABA-A
-  weights × f, see below.
+* ``gaba_a_decay`` (GABA-A decay time constant): TCM ``T[:, 1]`` += ln f; circuit: the GABA-A decay
+  of every cell, ``CortexConfig.gaba_a_tau_e_ms``, ``gaba_a_tau_i_ms`` and
+  ``ThalamusConfig.gaba_a_tau_ms`` × f.
 * ``cortical_drive`` (depolarising background drive of the cortex): TCM ``E`` of SS, SP, SI, DP, DI,
   TP += ln f; circuit: ``background_rate_hz`` × f.
 
-Where the circuit lacks the knob:
-
-* **NMDA.** The circuit's excitatory synapses are AMPA only and stand for the whole glutamatergic
-  drive. An NMDA block by a factor f is applied as the loss of the NMDA share s of that drive,
-  weight × (1 − s·(1 − f)), with s = :data:`NMDA_SHARE` = 0.5 — an assumption of the bridge, not a
-  measurement. With NMDA synapses in the circuit (a per-projection NMDA conductance) it would not
-  be needed.
-* **GABA-A decay.** The circuit's cell presets fix the GABA-A decay; a decay change is applied as the
-  same change of the IPSC charge (g·τ) through the weights, which keeps the charge but not the
-  kinetics.
+**The NMDA stand-in.** The default circuit's glutamatergic synapses are AMPA only (its NMDA fields
+are 0) and stand for the whole glutamatergic drive. Where a synapse group has no NMDA, and always
+for L6a → TRN (a builder port with AMPA synapses only), an NMDA block by a factor f is applied as
+the loss of the NMDA share s of that drive: AMPA weight × (1 − s·(1 − f)), with s =
+:data:`NMDA_SHARE` = 0.5 — an assumption of the bridge, not a measurement.
 
 Presets (:data:`PRESETS`): ``"ketamine"`` (NMDA antagonism on inhibitory cells), ``"benzodiazepine"``
-(GABA-A potentiation), ``"cholinergic"`` (cholinergic / noradrenergic gain: more depolarising drive
-to the cortex). Each states the spectral change the literature reports (:class:`Expectation`).
+(GABA-A potentiation: conductance), ``"propofol"`` (GABA-A potentiation: decay), ``"cholinergic"``
+(cholinergic / noradrenergic gain: more depolarising drive to the cortex). Each states the spectral
+change the literature reports (:class:`Expectation`).
 """
 
 from __future__ import annotations
@@ -48,20 +46,26 @@ NMDA_SHARE = 0.5
 EFFECTS = ("nmda_on_inhibitory", "gaba_a", "gaba_a_decay", "cortical_drive")
 #: Circuit config fields scaled by each effect: (component, field).
 CIRCUIT_FIELDS = {
-    "nmda_on_inhibitory": (
-        ("cortex", "e_to_i_weight_nS"),
-        ("thalamus", "relay_to_trn_weight_nS"),
-        ("thalamus", "l6a_weight_nS"),
-    ),
     "gaba_a": (
         ("cortex", "i_to_e_weight_nS"),
         ("cortex", "i_to_i_weight_nS"),
         ("thalamus", "trn_to_relay_weight_nS"),
         ("thalamus", "trn_to_trn_weight_nS"),
     ),
+    "gaba_a_decay": (
+        ("cortex", "gaba_a_tau_e_ms"),
+        ("cortex", "gaba_a_tau_i_ms"),
+        ("thalamus", "gaba_a_tau_ms"),
+    ),
     "cortical_drive": (("cortex", "background_rate_hz"),),
 }
-CIRCUIT_FIELDS["gaba_a_decay"] = CIRCUIT_FIELDS["gaba_a"]
+#: Glutamatergic synapses onto inhibitory cells: (component, NMDA conductance field or None, AMPA field).
+#: L6a → TRN is a builder port with AMPA synapses only, so it has no NMDA field.
+NMDA_SYNAPSES = (
+    ("cortex", "e_to_i_nmda_weight_nS", "e_to_i_weight_nS"),
+    ("thalamus", "relay_to_trn_nmda_weight_nS", "relay_to_trn_weight_nS"),
+    ("thalamus", None, "l6a_weight_nS"),
+)
 GLOBAL_GABA_A = 2  # index of the GABA-A topology scale in the TCM's ``global``
 
 
@@ -143,7 +147,7 @@ class Drug:
     def apply_to_circuit(self, circuit: Circuit | None = None) -> Circuit:
         """The circuit's configuration under the drug (see the module doc for the fields)."""
         circuit = Circuit() if circuit is None else circuit
-        scale = self.circuit_scales()
+        scale = self.circuit_scales(circuit)
         changed = {}
         for component in ("thalamus", "cortex"):
             config = getattr(circuit, component)
@@ -151,15 +155,20 @@ class Drug:
             changed[component] = dataclasses.replace(config, **fields)
         return Circuit(**changed)
 
-    def circuit_scales(self) -> dict[tuple[str, str], float]:
-        """(component, config field) -> the factor the drug multiplies it by."""
+    def circuit_scales(self, circuit: Circuit | None = None) -> dict[tuple[str, str], float]:
+        """(component, config field) -> the factor the drug multiplies it by in ``circuit`` (default:
+        the default circuit; the NMDA block depends on which synapses have NMDA, see the module doc)."""
+        circuit = Circuit() if circuit is None else circuit
         scale: dict[tuple[str, str], float] = {}
-        for effect in EFFECTS:
-            f = self.factor(effect)
-            if effect == "nmda_on_inhibitory":
-                f = 1.0 - NMDA_SHARE * (1.0 - f)
-            for key in CIRCUIT_FIELDS[effect]:
-                scale[key] = scale.get(key, 1.0) * f
+        factors = [(key, self.factor(effect)) for effect, keys in CIRCUIT_FIELDS.items() for key in keys]
+        block = self.factor("nmda_on_inhibitory")
+        for component, nmda, ampa in NMDA_SYNAPSES:
+            if nmda is not None and getattr(getattr(circuit, component), nmda) > 0:
+                factors.append(((component, nmda), block))
+            else:  # no NMDA synapses here: the AMPA ones lose the NMDA share of the drive
+                factors.append(((component, ampa), 1.0 - NMDA_SHARE * (1.0 - block)))
+        for key, f in factors:
+            scale[key] = scale.get(key, 1.0) * f
         return {key: s for key, s in scale.items() if s != 1.0}
 
 
@@ -187,6 +196,19 @@ def benzodiazepine(dose: float = 1.0) -> Drug:
     return Drug("benzodiazepine", gaba_a=1.5, dose=dose, expected=(Expectation("gamma_peak_hz", -1, reference),))
 
 
+def propofol(dose: float = 1.0) -> Drug:
+    """GABA-A potentiation by a longer decay (propofol / barbiturate-like): GABA-A decay × 1.5 at dose 1.
+
+    Propofol and barbiturates prolong GABA-A IPSCs. Prolonging them lowers the frequency of gamma in
+    hippocampal slices: pentobarbital (Whittington, Traub & Jefferys 1995, Nature 373:612), and
+    propofol, thiopental and other general anaesthetics (Faulkner, Traub & Whittington 1998, Br J
+    Pharmacol 125:483); the interneuron-network frequency falls as the IPSC decay grows (Whittington
+    et al. 2000, Int J Psychophysiol 38:315; Wang & Buzsáki 1996, J Neurosci 16:6402).
+    """
+    reference = "Whittington et al. 1995 Nature 373:612; Faulkner et al. 1998 Br J Pharmacol 125:483"
+    return Drug("propofol", gaba_a_decay=1.5, dose=dose, expected=(Expectation("gamma_peak_hz", -1, reference),))
+
+
 def cholinergic(dose: float = 1.0) -> Drug:
     """Cholinergic / noradrenergic gain: depolarising drive to every cortical population × 1.2 at dose 1.
 
@@ -202,13 +224,24 @@ def cholinergic(dose: float = 1.0) -> Drug:
 PRESETS: dict[str, Callable[[float], Drug]] = {
     "ketamine": ketamine,
     "benzodiazepine": benzodiazepine,
+    "propofol": propofol,
     "cholinergic": cholinergic,
 }
 
 
 def preset(name: str, dose: float = 1.0) -> Drug:
-    """A preset by name (``"ketamine"``, ``"benzodiazepine"``, ``"cholinergic"``) at ``dose``."""
+    """A preset by name (``"ketamine"``, ``"benzodiazepine"``, ``"propofol"``, ``"cholinergic"``) at ``dose``."""
     return PRESETS[check_option("name", name, tuple(PRESETS))](dose)
 
 
-__all__ = ["Drug", "Expectation", "PRESETS", "preset", "ketamine", "benzodiazepine", "cholinergic", "NMDA_SHARE"]
+__all__ = [
+    "NMDA_SHARE",
+    "PRESETS",
+    "Drug",
+    "Expectation",
+    "benzodiazepine",
+    "cholinergic",
+    "ketamine",
+    "preset",
+    "propofol",
+]

@@ -180,6 +180,18 @@ def fit_circuit(
     return fit_tcm(spectrum, lfp.n_segments(segment_s), channel=channel, priors=priors, init=init, **options)
 
 
+def refit_circuit(baseline: SpectralFit, lfp: CircuitLFP, **options) -> SpectralFit:
+    """Fit the circuit under a drug with the priors of the ``baseline`` fit, warm-started from its
+    posterior (``options`` as :func:`fit_circuit`).
+
+    The priors must be the baseline's: priors set from the drugged circuit would carry a drug's change
+    of a receptor time constant (e.g. a longer GABA-A decay) into the prior mean, and the shift of the
+    posterior would then not be the spectrum's."""
+    if not isinstance(baseline, SpectralFit):
+        raise ValueError(f"Invalid value for 'baseline': expected a SpectralFit, got {type(baseline).__name__}.")
+    return fit_circuit(lfp, priors=baseline.space, init=baseline.posterior, **options)
+
+
 def _channel(spectrum: CSD, channel: str | None, band_hz) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(spectrum, CSD):
         raise ValueError(f"Invalid value for 'spectrum': expected a thalia.spectra.CSD, got {type(spectrum).__name__}.")

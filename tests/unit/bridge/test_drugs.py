@@ -93,6 +93,42 @@ def test_circuit_configs_change_as_the_table_says():
     assert ach.overrides() == {"thalamus": {}, "cortex": {"background_rate_hz": 1.2 * c0.background_rate_hz}}
 
 
+def test_gaba_a_decay_prolongs_every_gaba_a_synapse_of_the_built_circuit():
+    def taus(circuit):
+        net = circuit.build(seed=0).network
+        gaba_a = [p for p in net.projections if p.receptor == "gaba_a"]
+        return {p.name: net.populations[p.post].neuron.tau_ms["gaba_a"] for p in gaba_a}
+
+    before, after = taus(Circuit()), taus(Drug("slow", gaba_a_decay=1.5).apply_to_circuit())
+    assert len(before) == 12 and set(after) == set(before)  # 5 layers x (I->E, I->I), TRN->relay, TRN->TRN
+    for name, tau in before.items():
+        assert after[name] == pytest.approx(1.5 * tau, rel=1e-12), name
+
+
+def test_ketamine_halves_the_nmda_conductance_where_the_circuit_has_nmda():
+    def nmda(circuit):
+        net = circuit.build(seed=0).network
+        by_name = {p.name: p for p in net.projections}
+        groups = [p for p in net.projections if p.receptor == "nmda"]
+        for p in groups:  # NMDA at exactly the synapses of the AMPA projection
+            ampa = by_name[p.name.replace(":nmda", ":ampa")]
+            np.testing.assert_array_equal(p.pre_idx, ampa.pre_idx)
+            np.testing.assert_array_equal(p.post_idx, ampa.post_idx)
+        return sum(float(np.sum(p.weight_nS)) for p in groups), len(groups)
+
+    c0, t0 = CortexConfig(), ThalamusConfig()
+    circuit = Circuit(dataclasses.replace(t0, relay_to_trn_nmda_weight_nS=0.2),
+                      dataclasses.replace(c0, e_to_i_nmda_weight_nS=0.1))  # fmt: skip
+    treated = ketamine().apply_to_circuit(circuit)
+    assert treated.cortex == dataclasses.replace(circuit.cortex, e_to_i_nmda_weight_nS=0.05)
+    stand_in = (1.0 - NMDA_SHARE * 0.5) * t0.l6a_weight_nS  # L6a -> TRN has no NMDA field
+    assert treated.thalamus == dataclasses.replace(circuit.thalamus, relay_to_trn_nmda_weight_nS=0.1,
+                                                   l6a_weight_nS=stand_in)  # fmt: skip
+    (total, groups), (blocked, _) = nmda(circuit), nmda(treated)
+    assert groups == 6 and blocked == pytest.approx(0.5 * total, rel=1e-12)  # 5 layers' E->I, relay->TRN
+    assert nmda(Circuit()) == (0.0, 0)
+
+
 def test_gaba_a_potentiation_scales_the_built_circuits_gaba_a_conductance():
     def total(circuit):
         net = circuit.build(seed=0).network
@@ -115,7 +151,7 @@ def test_presets_state_what_the_literature_reports():
         (lambda: Drug("x", gaba_a=0.0), "'gaba_a' of drug 'x'"),
         (lambda: Drug("x", nmda_on_inhibitory=float("nan")), "'nmda_on_inhibitory'"),
         (lambda: Drug("x", dose=-1.0), "'dose' of drug 'x'"),
-        (lambda: preset("ketamin"), "allowed 'ketamine', 'benzodiazepine', 'cholinergic'"),
+        (lambda: preset("ketamin"), "allowed 'ketamine', 'benzodiazepine', 'propofol', 'cholinergic'"),
         (lambda: ketamine().apply_to_tcm(TCM().default_parameters()), "'global' receptor scales"),
         (lambda: Circuit(thalamus=CortexConfig()), "expected a ThalamusConfig"),
     ],

@@ -19,7 +19,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from thalia.spiking.connectivity import FixedInDegree, Topographic
+from thalia.spiking.connectivity import Explicit, FixedInDegree, Topographic
 from thalia.spiking.network import Network
 from thalia.spiking.plasticity import BCM, STDP, STDPBCM
 from thalia.spiking.regions import cells
@@ -65,6 +65,11 @@ class CortexConfig:
     i_to_i_in_degree: int = 10
     i_to_i_weight_nS: float = 3.0
     local_delay_ms: float = 1.0
+    #: GABA-A decay (ms) onto pyramidal cells and onto interneurons (Bartos et al. 2007)
+    gaba_a_tau_e_ms: float = 6.0
+    gaba_a_tau_i_ms: float = 4.0
+    #: NMDA peak conductance (nS) added to every local E → I synapse (0: AMPA only)
+    e_to_i_nmda_weight_nS: float = 0.0
     # background and top-down (attention) input
     background_rate_hz: float = 1070.0
     background_in_degree: int = 50
@@ -141,7 +146,10 @@ class Cortex(Region):
     def build(self, net: Network, rng: np.random.Generator) -> None:
         c = self.config
         for role, n in self.sizes.items():
-            neuron = cells.pyramidal(c.noise_mV) if role.endswith("_e") else cells.interneuron(c.noise_mV)
+            if role.endswith("_e"):
+                neuron = cells.pyramidal(c.noise_mV, c.gaba_a_tau_e_ms)
+            else:
+                neuron = cells.interneuron(c.noise_mV, c.gaba_a_tau_i_ms)
             net.add_population(self.population(role), n, neuron)
         background = self.population("background")
         rate = c.background_rate_hz / max(c.background_in_degree, 1)
@@ -182,6 +190,10 @@ class Cortex(Region):
             if k > 0 and w > 0:
                 plastic = self.config.plasticity and pre == e and post == e
                 self._connect(net, pre, post, FixedInDegree(k), w, receptor, c.local_delay_ms, rng, plastic)
+        e_to_i = next((p for p in net.projections if p.name == f"{e}->{i}:ampa"), None)
+        if e_to_i is not None and c.e_to_i_nmda_weight_nS > 0:  # NMDA at the same synapses as the AMPA
+            rule = Explicit(e_to_i.pre_idx, e_to_i.post_idx)
+            self._connect(net, e, i, rule, c.e_to_i_nmda_weight_nS, "nmda", c.local_delay_ms, rng)
 
     def _connect(self, net, pre, post, rule, w, receptor, delay_ms, rng, plastic=False) -> None:
         plasticity = cortical_plasticity(w) if plastic else None

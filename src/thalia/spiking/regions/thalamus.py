@@ -22,7 +22,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from thalia.spiking.connectivity import Topographic
+from thalia.spiking.connectivity import Explicit, Topographic
 from thalia.spiking.network import Network
 from thalia.spiking.regions import cells
 from thalia.spiking.regions.base import Region
@@ -40,12 +40,16 @@ class ThalamusConfig:
     relay_to_trn_in_degree: int = 20
     relay_to_trn_weight_nS: float = 1.6
     relay_to_trn_delay_ms: float = 1.0
+    #: NMDA peak conductance (nS) added to every relay → TRN synapse (0: AMPA only)
+    relay_to_trn_nmda_weight_nS: float = 0.0
     trn_to_relay_in_degree: int = 20
     trn_to_relay_weight_nS: float = 6.8
     trn_to_relay_gaba_b_weight_nS: float = 0.0
     trn_to_relay_delay_ms: float = 2.0
     trn_to_trn_in_degree: int = 10
     trn_to_trn_weight_nS: float = 2.0
+    #: GABA-A decay (ms) of relay and TRN cells (TRN → relay and TRN → TRN)
+    gaba_a_tau_ms: float = 8.0
     intrathalamic_sigma: float = 0.1
     l6a_in_degree: int = 20
     l6a_weight_nS: float = 8.0
@@ -76,8 +80,8 @@ class Thalamus(Region):
     def build(self, net: Network, rng: np.random.Generator) -> None:
         c = self.config
         relay, trn = self.population("relay"), self.population("trn")
-        net.add_population(relay, self.sizes["relay"], cells.relay(c.relay_noise_mV, c.relay_bias_pA))
-        net.add_population(trn, self.sizes["trn"], cells.reticular(c.trn_noise_mV, c.trn_bias_pA))
+        net.add_population(relay, self.sizes["relay"], cells.relay(c.relay_noise_mV, c.relay_bias_pA, c.gaba_a_tau_ms))
+        net.add_population(trn, self.sizes["trn"], cells.reticular(c.trn_noise_mV, c.trn_bias_pA, c.gaba_a_tau_ms))
         sigma = c.intrathalamic_sigma
         table = (
             (relay, trn, c.relay_to_trn_in_degree, c.relay_to_trn_weight_nS, "ampa", c.relay_to_trn_delay_ms),
@@ -91,6 +95,11 @@ class Thalamus(Region):
             if k > 0 and w > 0:
                 net.connect(pre, post, Topographic(k, sigma), weight_nS=w, receptor=receptor, delay_ms=delay, rng=rng,
                             name=f"{pre}->{post}:{receptor}")  # fmt: skip
+        relay_to_trn = next((p for p in net.projections if p.name == f"{relay}->{trn}:ampa"), None)
+        if relay_to_trn is not None and c.relay_to_trn_nmda_weight_nS > 0:  # NMDA at the same synapses as the AMPA
+            net.connect(relay, trn, Explicit(relay_to_trn.pre_idx, relay_to_trn.post_idx),
+                        weight_nS=c.relay_to_trn_nmda_weight_nS, receptor="nmda", delay_ms=c.relay_to_trn_delay_ms,
+                        rng=rng, name=f"{relay}->{trn}:nmda")  # fmt: skip
 
     def input_targets(self, port: str) -> list[tuple[str, int, float, float]]:
         """(population, in-degree, weight nS, topographic sigma) of each synapse group of a target port."""
