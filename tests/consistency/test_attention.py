@@ -1,11 +1,11 @@
 """Attention through topographic L6 feedback (system spec Part A §7).
 
 A cue drives the ``attention`` port of the cortex (L6a and L6b pyramidal cells) in the columns of a
-chosen stretch of the sheet. Because the L6 feedback is topographic, L6b → relay excites the relay
+chosen stretch of the sheet. Because the L6 feedback is topographic, L6a → relay excites the relay
 cells of the attended channels, while L6a → TRN ⊣ relay inhibits, through the TRN's wider reach,
-the relay channels around them. Compared with the same circuit and seed without the cue, the
-attended relay cells fire more and the unattended channels beside them fire less, by more than the
-seed-to-seed spread of the effect.
+the relay channels around them (L6b drives the higher-order relay cells, not measured here). Compared
+with the same circuit and seed without the cue, the attended relay cells fire more and the unattended
+channels beside them fire less, by more than the seed-to-seed spread of the effect.
 """
 
 import numpy as np

@@ -9,7 +9,8 @@ methods translate it:
   (``CortexConfig.e_to_i_nmda_weight_nS``, ``ThalamusConfig.relay_to_trn_nmda_weight_nS``) × f
   where the circuit has NMDA there, otherwise an AMPA stand-in, see below.
 * ``gaba_a`` (GABA-A conductance): TCM ``global[2]`` (the GABA-A topology scale) += ln f; circuit:
-  ``i_to_e_weight_nS``, ``i_to_i_weight_nS``, ``trn_to_relay_weight_nS``, ``trn_to_trn_weight_nS`` × f.
+  ``i_to_e_weight_nS``, ``i_to_i_weight_nS``, ``trn_to_relay_weight_nS``, ``trn_to_trn_weight_nS``,
+  ``trn_to_ho_weight_nS``, ``trn_fo_to_ho_weight_nS`` × f.
 * ``gaba_a_decay`` (GABA-A decay time constant): TCM ``T[:, 1]`` += ln f; circuit: the GABA-A decay
   of every cell, ``CortexConfig.gaba_a_tau_e_ms``, ``gaba_a_tau_i_ms`` and
   ``ThalamusConfig.gaba_a_tau_ms`` × f.
@@ -51,6 +52,8 @@ CIRCUIT_FIELDS = {
         ("cortex", "i_to_i_weight_nS"),
         ("thalamus", "trn_to_relay_weight_nS"),
         ("thalamus", "trn_to_trn_weight_nS"),
+        ("thalamus", "trn_to_ho_weight_nS"),
+        ("thalamus", "trn_fo_to_ho_weight_nS"),
     ),
     "gaba_a_decay": (
         ("cortex", "gaba_a_tau_e_ms"),

@@ -12,8 +12,8 @@ SI     superficial interneurons                    cortex ``l4_i``, ``l23_i``
 DP     L5 deep pyramids                            cortex ``l5_e``
 DI     deep interneurons                           cortex ``l5_i``, ``l6a_i``, ``l6b_i``
 TP     L6 thalamic-projecting pyramids             cortex ``l6a_e``, ``l6b_e``
-RT     thalamic reticular nucleus                  thalamus ``trn``
-RC     thalamic relay cells                        thalamus ``relay``
+RT     thalamic reticular nucleus                  thalamus ``trn``, ``trn_ho``
+RC     thalamic relay cells                        thalamus ``relay``, ``relay_ho``
 =====  ==========================================  ===========================================
 
 **Receptor time constants.** The TCM has one decay time constant per receptor, τ = TAU_MS·exp(T)
@@ -49,8 +49,8 @@ POPULATION_MAP: dict[str, tuple[str, tuple[str, ...]]] = {
     "DP": ("cortex", ("l5_e",)),
     "DI": ("cortex", ("l5_i", "l6a_i", "l6b_i")),
     "TP": ("cortex", ("l6a_e", "l6b_e")),
-    "RT": ("thalamus", ("trn",)),
-    "RC": ("thalamus", ("relay",)),
+    "RT": ("thalamus", ("trn", "trn_ho")),
+    "RC": ("thalamus", ("relay", "relay_ho")),
 }
 #: TCM receptors with a time constant (index into T / TAU_MS) and the circuit's receptor names.
 RECEPTORS = {"AMPA": (0, "ampa"), "GABA-A": (1, "gaba_a"), "NMDA": (2, "nmda"), "GABA-B": (3, "gaba_b")}

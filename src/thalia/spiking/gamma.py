@@ -5,10 +5,14 @@ components; optionally without one feedback loop, with other loop delays or scal
 discards a warm-up, and measures the low-gamma (25–35 Hz) and high-gamma (60–80 Hz) peaks over the
 aperiodic (1/f) fit (:func:`thalia.spectra.peaks.band_peak`).
 
-The signal is the population rate of the relay cells in 1 ms bins (:data:`SIGNAL`). The relay cells
-are the one population that both loops pass through (L6a → TRN ⊣ relay, L6b → relay), so each loop's
-rhythm shows in it, and it is what the thalamus sends to the cortex. The cortical populations of
-the model are small (64 L6a and 64 L6b cells by default) and their rates are noisier.
+The signals (:data:`SIGNALS`) are population rates in 1 ms bins: ``"thalamus"``, the rate of all
+thalamocortical cells (first-order ``relay`` and higher-order ``relay_ho``: what the thalamus sends
+to the cortex, the top-level peaks of :func:`measure`), and each relay nucleus alone (``"relay"``,
+``"relay_ho"``), which is where each loop passes: L6a → TRN ⊣ relay (and L6a → relay) through the
+first-order cells, L6b → relay_ho through the higher-order ones. Each loop's rhythm is measured in the
+nucleus it passes through, as a recording from that nucleus would; in the summed rate the two rhythms
+mask each other's peak over the aperiodic fit on some seeds (docs/circuits.md). The cortical
+populations of the model are small (64 L6a and 64 L6b cells by default) and their rates are noisier.
 """
 
 from __future__ import annotations
@@ -20,12 +24,17 @@ from thalia.spiking.builder import BrainBuilder, GlobalConfig
 
 BANDS = {"low_gamma": (25.0, 35.0), "high_gamma": (60.0, 80.0)}
 LOOPS = ("intact", "no_l6a", "no_l6b")
-#: population whose rate is measured
-SIGNAL = "thalamus.relay"
+#: measured signals: name -> populations whose summed rate it is (absent populations are skipped)
+SIGNALS = {
+    "thalamus": ("thalamus.relay", "thalamus.relay_ho"),
+    "relay": ("thalamus.relay",),
+    "relay_ho": ("thalamus.relay_ho",),
+}
 #: sizes of the default circuit: sensory and relay cells, cortical L2/3 pyramidal cells
 SIZES = {"sensory": 128, "thalamus": 128, "cortex": 256}
 #: Welch segment (s): 0.256 s gives 3.9 Hz bins, two to three per band
 SEGMENT_S = 0.256
+_PEAK_KEYS = tuple(f"{band}_{what}" for band in BANDS for what in ("peak_hz", "prominence"))
 
 
 def build(
@@ -75,16 +84,40 @@ def peaks(rate_hz, bin_ms: float = 1.0) -> dict:
     return out
 
 
+def summed_rate(result, populations, bin_ms: float = 1.0):
+    """(bin centres ms, rate Hz per cell) of the union of those ``populations`` that ``result`` has;
+    None when it has none of them."""
+    names = [p for p in populations if p in result.populations]
+    if not names:
+        return None
+    total, n = 0.0, 0
+    for name in names:
+        t, rate = result.population_rate(name, bin_ms=bin_ms)
+        size = result.populations[name].stop - result.populations[name].start
+        total, n = total + rate * size, n + size
+    return t, total / n
+
+
 def measure(loops: str = "intact", *, duration_ms: float = 3000.0, warmup_ms: float = 500.0, **options) -> dict:
-    """Peaks of :data:`SIGNAL` (see :func:`peaks`), every population's mean rate (Hz, after the
-    warm-up) and the wall time (s) of the simulation; ``options`` go to :func:`build`."""
+    """Peaks (see :func:`peaks`) of the ``"thalamus"`` signal at the top level and of every signal of
+    :data:`SIGNALS` under ``"signals"`` (name -> band peaks, without the spectrum; peaks None for a
+    silent population), every population's mean rate (Hz, after the warm-up) and the wall time (s) of
+    the simulation; ``options`` go to :func:`build`."""
     brain = build(loops, **options)
     start = time.perf_counter()
     result = brain.run(warmup_ms + duration_ms)
     wall = time.perf_counter() - start
-    t, rate = result.population_rate(SIGNAL, bin_ms=1.0)
-    steady = t > warmup_ms
-    out = {"loops": loops, "wall_s": wall, **peaks(rate[steady])}
+    signals = {}
+    for name, populations in SIGNALS.items():
+        summed = summed_rate(result, populations)
+        if summed is None:
+            continue
+        t, rate = summed
+        rate = rate[t > warmup_ms]
+        silent = not rate.any()
+        signals[name] = {k: None for k in _PEAK_KEYS} if silent else peaks(rate)
+    out = {"loops": loops, "wall_s": wall, **signals["thalamus"]}
+    out["signals"] = {name: {k: v for k, v in p.items() if k in _PEAK_KEYS} for name, p in signals.items()}
     seconds = duration_ms / 1000.0
     rates = {}
     for name, sl in result.populations.items():

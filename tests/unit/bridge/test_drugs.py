@@ -81,7 +81,9 @@ def test_circuit_configs_change_as_the_table_says():
     assert gaba.cortex == dataclasses.replace(c0, i_to_e_weight_nS=1.5 * c0.i_to_e_weight_nS,
                                               i_to_i_weight_nS=1.5 * c0.i_to_i_weight_nS)  # fmt: skip
     assert gaba.thalamus == dataclasses.replace(t0, trn_to_relay_weight_nS=1.5 * t0.trn_to_relay_weight_nS,
-                                                trn_to_trn_weight_nS=1.5 * t0.trn_to_trn_weight_nS)  # fmt: skip
+                                                trn_to_trn_weight_nS=1.5 * t0.trn_to_trn_weight_nS,
+                                                trn_to_ho_weight_nS=1.5 * t0.trn_to_ho_weight_nS,
+                                                trn_fo_to_ho_weight_nS=1.5 * t0.trn_fo_to_ho_weight_nS)  # fmt: skip
     keep = 1.0 - NMDA_SHARE * 0.5
     ket = ketamine().apply_to_circuit()
     assert ket.cortex == dataclasses.replace(c0, e_to_i_weight_nS=keep * c0.e_to_i_weight_nS)
@@ -100,7 +102,8 @@ def test_gaba_a_decay_prolongs_every_gaba_a_synapse_of_the_built_circuit():
         return {p.name: net.populations[p.post].neuron.tau_ms["gaba_a"] for p in gaba_a}
 
     before, after = taus(Circuit()), taus(Drug("slow", gaba_a_decay=1.5).apply_to_circuit())
-    assert len(before) == 12 and set(after) == set(before)  # 5 layers x (I->E, I->I), TRN->relay, TRN->TRN
+    # 5 layers x (I->E, I->I), TRN->relay, TRN->TRN, and the higher-order sector: trn_ho->relay_ho, trn_ho->trn_ho
+    assert len(before) == 14 and set(after) == set(before)
     for name, tau in before.items():
         assert after[name] == pytest.approx(1.5 * tau, rel=1e-12), name
 

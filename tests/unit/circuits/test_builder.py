@@ -46,14 +46,27 @@ def test_seed_connection_keys_and_ports_exist():
     }
     feedback = brain.connections[("cortex", "thalamus")]
     assert feedback.target_ports == {("thalamus", "l6a_feedback"), ("thalamus", "l6b_feedback")}
-    # L6a lands on TRN and (directly) on relay, L6b on relay, with the default delays (3 and 8 ms)
+    # L6a lands on TRN and (directly) on relay, L6b on the higher-order relay cells, with the default
+    # delays (3 and 10 ms); the higher-order relay cells drive L6b through the cortex's higher_order port
     by_name = {p.name: p for p in brain.network.projections}
     l6a = by_name["cortex.l6a_e->thalamus.trn:l6a_feedback"]
     l6a_relay = by_name["cortex.l6a_e->thalamus.relay:l6a_feedback"]
-    l6b = by_name["cortex.l6b_e->thalamus.relay:l6b_feedback"]
-    assert (l6a.delay_ms, l6a_relay.delay_ms, l6b.delay_ms) == (3.0, 3.0, 8.0)
+    l6b = by_name["cortex.l6b_e->thalamus.relay_ho:l6b_feedback"]
+    assert (l6a.delay_ms, l6a_relay.delay_ms, l6b.delay_ms) == (3.0, 3.0, 10.0)
     assert len(l6a_relay.pre_idx) == 32 * 16
-    assert len(l6a.pre_idx) == 16 * 16 and len(l6b.pre_idx) == 32 * 16  # in-degree capped at the L6 size (16)
+    assert len(l6a.pre_idx) == 16 * 16 and len(l6b.pre_idx) == 16 * 16  # in-degree capped at the L6 size (16)
+    assert brain.connections[("thalamus", "cortex")].target_ports == {
+        ("cortex", "feedforward"), ("cortex", "higher_order"),
+    }  # fmt: skip
+    assert "thalamus.relay_ho->cortex.l6b_e:higher_order" in by_name
+    assert not any(name.startswith("thalamus.relay->cortex.l6b") for name in by_name)
+
+
+def test_without_a_higher_order_nucleus_l6b_feeds_the_relay_cells():
+    brain = small_builder({"thalamus": {"ho_ratio": 0.0}}).build()
+    names = {p.name for p in brain.network.projections}
+    assert "cortex.l6b_e->thalamus.relay:l6b_feedback" in names
+    assert not any("relay_ho" in name or "trn_ho" in name for name in names)
 
 
 @pytest.mark.parametrize(
@@ -62,7 +75,7 @@ def test_seed_connection_keys_and_ports_exist():
         (("sensory", "thalamus", {}), "thalamus.relay", "up"),
         (("thalamus", "cortex", {}), "cortex.l4_e", "up"),
         (("cortex", "thalamus", {"source_port": "l6a"}), "thalamus.trn", "up"),
-        (("cortex", "thalamus", {"source_port": "l6b"}), "thalamus.relay", "up"),
+        (("cortex", "thalamus", {"source_port": "l6b"}), "thalamus.relay_ho", "up"),
         (("cue", "cortex", {"target_port": "attention"}), "cortex.l6a_e", "up"),
     ],
 )

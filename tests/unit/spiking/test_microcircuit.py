@@ -281,8 +281,8 @@ def test_pd_cortex_in_a_thalamocortical_circuit():
            for p in projections.values() if p.name.endswith(":feedforward")}  # fmt: skip
     assert fed == {"cortex.l4_e": 93, "cortex.l4_i": 58, "cortex.l6_e": 47, "cortex.l6_i": 18}  # PD thalamic K
     l6a = projections["cortex.l6_e->thalamus.trn:l6a_feedback"]
-    l6b = projections["cortex.l6_e->thalamus.relay:l6b_feedback"]
-    assert (l6a.delay_ms, l6b.delay_ms) == (3.0, 8.0)
+    l6b = projections["cortex.l6_e->thalamus.relay_ho:l6b_feedback"]
+    assert (l6a.delay_ms, l6b.delay_ms) == (3.0, 10.0)
     assert projections["cortex.l5_e->cortex.l6_e:attention"].pre == "cortex.l5_e"
     cortex = brain.components["cortex"]
     assert cortex.sizes["l23_e"] == 200 and cortex.sizes["l5_i"] == round(1065 * 200 / 20683)

@@ -97,6 +97,11 @@ class Region:
         """Default target ports on a thalamus of the population ``role`` sent through ``source_port``."""
         return self.thalamic_ports.get(role, ("sensory",))
 
+    def companion_routes(self, source_port: str | None, target: Region) -> list[tuple[str, str]]:
+        """(role, target port) of populations that project along with a default-port connection to
+        ``target`` (made only when the connection names no target port); none by default."""
+        return []
+
     def input_targets(self, port: str) -> list[tuple[str, int, float, float]]:
         """(population, in-degree, weight, topographic sigma) of each synapse group of a target port."""
         raise ValueError(

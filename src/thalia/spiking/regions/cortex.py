@@ -1,6 +1,7 @@
 """The layered cortex: L4, L2/3, L5, L6a and L6b, each with pyramidal (E) and fast-spiking (I) cells.
 
-Within a column, thalamic input lands on L4 (E and I: feed-forward inhibition); L4 → L2/3 → L5, and
+Within a column, thalamic input lands on L4 (E and I: feed-forward inhibition), higher-order thalamic
+input (port ``higher_order``) on L6b (E and I); L4 → L2/3 → L5, and
 L2/3 → L6a and L2/3 → L6b (the seed's vertical pathway). Every layer has local E → E, E → I, I → E and
 I → I synapses (real inhibitory populations: no winner-take-all masks). Positions on the cortical
 sheet are the neurons' indices mapped to [0, 1); vertical projections are topographic (columns), so a
@@ -46,7 +47,13 @@ class CortexConfig:
     # thalamic (or other feed-forward) input onto L4 E and I
     input_in_degree: int = 20
     input_weight_nS: float = 3.8
-    input_to_l6b_weight_nS: float = 4.4
+    #: first-order thalamic input onto L6b E and I (0: L6b's thalamic input is the higher-order one)
+    input_to_l6b_weight_nS: float = 0.0
+    #: higher-order thalamic input (port ``higher_order``, ``input_in_degree`` synapses) onto L6b E and
+    #: I: POm axons reach the deep layers, L6 (Crandall, Patrick, Cruikshank & Connors 2017, Cell Rep
+    #: 21:3065) and L5 (Mease, Metz & Groh 2016, Cell Rep 14:208); here the L6b cells, which close
+    #: the higher-order loop (same weight as the seed's thalamic input to L6b)
+    ho_input_to_l6b_weight_nS: float = 4.4
     column_sigma: float = 0.05
     # vertical pathway
     vertical_in_degree: int = 20
@@ -93,7 +100,7 @@ class Cortex(Region):
         "l6": ("l6a_e", "l6b_e"),
     }
     default_source_port: ClassVar[str] = "l23"
-    target_ports: ClassVar[tuple[str, ...]] = ("feedforward", "attention")
+    target_ports: ClassVar[tuple[str, ...]] = ("feedforward", "attention", "higher_order")
     thalamic_ports: ClassVar[dict[str, tuple[str, ...]]] = {
         "l6a_e": ("l6a_feedback",), "l6b_e": ("l6b_feedback",),
     }  # fmt: skip
@@ -123,7 +130,8 @@ class Cortex(Region):
 
     def input_targets(self, port: str) -> list[tuple[str, int, float, float]]:
         """(population, in-degree, weight nS, topographic sigma) of each synapse group of a target port:
-        ``feedforward`` (thalamic input) onto L4 and L6b, E and I; ``attention`` onto L6a and L6b E."""
+        ``feedforward`` (thalamic input) onto L4 and L6b, E and I; ``higher_order`` (higher-order
+        thalamic input) onto L6b E and I; ``attention`` onto L6a and L6b E."""
         c = self.config
         if port == "feedforward":
             return [
@@ -133,6 +141,11 @@ class Cortex(Region):
                     ("l6b_e", c.input_to_l6b_weight_nS), ("l6b_i", c.input_to_l6b_weight_nS),
                 )
             ]  # fmt: skip
+        if port == "higher_order":
+            return [
+                (self.population(role), c.input_in_degree, c.ho_input_to_l6b_weight_nS, c.column_sigma)
+                for role in ("l6b_e", "l6b_i")
+            ]
         if port == "attention":
             return [
                 (self.population(role), c.attention_in_degree, c.attention_weight_nS, c.column_sigma)

@@ -5,7 +5,7 @@ topographic width. Default axonal delays (ms) per pathway, when ``connect`` give
 
 * sensory → thalamus 1 ms (optic tract, retina → LGN latency beyond the retina);
 * thalamus → cortex 2 ms (thalamocortical conduction, 1–3 ms in rodents; Swadlow 1995);
-* cortex L6a → thalamus (TRN) and L6b → relay: see ``DEFAULT_DELAY_MS`` and docs/circuits.md
+* cortex L6a → thalamus (TRN, relay) and L6b → higher-order relay: see ``DEFAULT_DELAY_MS`` and docs/circuits.md
   for why these values (corticothalamic axons conduct slowly, 2–10 ms; Swadlow & Weyand 1987);
 * cortex → cortex 2 ms.
 """
@@ -22,7 +22,7 @@ DEFAULT_DELAY_MS = {
     ("thalamus", "thalamus"): 2.0,
     ("cortex", "cortex"): 2.0,
     ("cortex", "l6a_feedback"): 3.0,
-    ("cortex", "l6b_feedback"): 8.0,
+    ("cortex", "l6b_feedback"): 10.0,
     ("cortex", "sensory"): 5.0,
     ("sensory_pathway", "cortex"): 2.0,
 }
@@ -62,6 +62,11 @@ def routes(src: Region, tgt: Region, source_port: str | None, target_port: str |
         else:
             ports = tgt.target_ports[:1]
         for port in ports:
+            delay = _default_delay(src, tgt, port)
+            for post, k, w, sigma in tgt.input_targets(port):
+                out.append(Route(src.population(role), post, port, k, w, sigma, delay))
+    if target_port is None:
+        for role, port in src.companion_routes(source_port, tgt):
             delay = _default_delay(src, tgt, port)
             for post, k, w, sigma in tgt.input_targets(port):
                 out.append(Route(src.population(role), post, port, k, w, sigma, delay))
