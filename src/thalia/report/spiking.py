@@ -1,12 +1,13 @@
 """A spiking run in numbers and figures: rates, gamma peaks, raster, LFP spectrum.
 
 * :func:`spiking_metrics` — every population's mean rate and the low- and high-gamma peaks (over the
-  aperiodic fit, :func:`thalia.spectra.band_peak`) of the LFP proxy and of the relay cells' rate;
+  aperiodic fit, :func:`thalia.spectra.band_peak`) of the LFP proxy and of the thalamic rates;
 * :func:`add_spiking_section` — raster, population rates and the LFP spectrum with the gamma peaks
   marked, into an :class:`~thalia.report.HtmlReport`.
 
-The gamma bands and the relay-rate measurement are those of :mod:`thalia.spiking.gamma` (relay rate in
-1 ms bins, Welch segments of 0.256 s); the LFP is :meth:`SimulationResult.lfp` (Mazzoni et al. 2015).
+The gamma bands and the rate signals are those of :mod:`thalia.spiking.gamma` (``thalamus``: all relay
+cells; ``relay`` and ``relay_ho``: each nucleus, where each loop's rhythm is measured; 1 ms bins, Welch
+segments of 0.256 s); the LFP is :meth:`SimulationResult.lfp` (Mazzoni et al. 2015).
 """
 
 from __future__ import annotations
@@ -16,25 +17,28 @@ from typing import Any
 import numpy as np
 
 from thalia.spectra import band_peak, welch_power
-from thalia.spiking.gamma import BANDS
+from thalia.spiking.gamma import BANDS, SIGNALS, summed_rate
 
 __all__ = ["add_spiking_section", "spiking_metrics", "spiking_spectra"]
 
 #: Welch segment of the spectra, s (as thalia.spiking.gamma).
 SEGMENT_S = 0.256
-RELAY = "thalamus.relay"
+TITLES = {"lfp": "LFP proxy", "thalamus_rate": "all relay cells", "relay_rate": "first-order relay (L6a loop)",
+          "relay_ho_rate": "higher-order relay (L6b loop)"}  # fmt: skip
 
 
 def spiking_spectra(result) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Welch spectra (freqs Hz, power) of the LFP proxy (``"lfp"``, when currents were recorded) and of
-    the relay cells' population rate (``"relay_rate"``, when the circuit has them)."""
+    the rate of each of :data:`thalia.spiking.gamma.SIGNALS` the circuit has (``"<signal>_rate"``)."""
     spectra = {}
     if result.currents:
         lfp = result.lfp()
         spectra["lfp"] = welch_power(lfp - lfp.mean(), 1000.0 / result.dt_ms, segment_s=SEGMENT_S)
-    if RELAY in result.populations:
-        _, rate = result.population_rate(RELAY, bin_ms=1.0)
-        spectra["relay_rate"] = welch_power(rate - rate.mean(), 1000.0, segment_s=SEGMENT_S)
+    for name, populations in SIGNALS.items():
+        found = summed_rate(result, populations)
+        if found is not None:
+            rate = found[1]
+            spectra[f"{name}_rate"] = welch_power(rate - rate.mean(), 1000.0, segment_s=SEGMENT_S)
     return spectra
 
 
@@ -73,7 +77,7 @@ def _spectrum_figure(spectra: dict, peaks: dict):
             found = peaks[name][band]["freq_hz"]
             if found is not None:
                 ax.axvline(found, color=f"C{k}", lw=1.5, label=f"{band.replace('_', ' ')} {found:.1f} Hz")
-        ax.set_title("LFP proxy" if name == "lfp" else "relay-cell rate")
+        ax.set_title(TITLES.get(name, name))
         ax.set_xlabel("frequency (Hz)")
         ax.set_ylabel("power")
         if ax.get_legend_handles_labels()[0]:

@@ -78,7 +78,7 @@ def test_simulate_rates_match_the_spikes(tmp_path, capsys):
         start, stop = arrays["population_start"][k], arrays["population_stop"][k]
         count = int(((arrays["spike_ids"] >= start) & (arrays["spike_ids"] < stop)).sum())
         assert summary["rates_hz"][name] == pytest.approx(count / (stop - start) / 0.6)
-    assert set(summary["peaks"]) == {"lfp", "relay_rate"}
+    assert set(summary["peaks"]) == {"lfp", "thalamus_rate", "relay_rate", "relay_ho_rate"}
     assert set(summary["peaks"]["lfp"]) == {"low_gamma", "high_gamma"}
     assert arrays["lfp"].shape == (6000,)
     assert "data:image/png;base64," in (out / "report.html").read_text()
