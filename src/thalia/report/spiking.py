@@ -16,13 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from thalia.spectra import band_peak, welch_power
-from thalia.spiking.gamma import BANDS, SIGNALS, summed_rate
+from thalia.spectra import welch_power
+from thalia.spiking.gamma import BANDS, SEGMENT_S, SIGNALS, band_peaks, summed_rate
 
 __all__ = ["add_spiking_section", "spiking_metrics", "spiking_spectra"]
 
-#: Welch segment of the spectra, s (as thalia.spiking.gamma).
-SEGMENT_S = 0.256
 TITLES = {"lfp": "LFP proxy", "thalamus_rate": "all relay cells", "relay_rate": "first-order relay (L6a loop)",
           "relay_ho_rate": "higher-order relay (L6b loop)"}  # fmt: skip
 
@@ -43,11 +41,8 @@ def spiking_spectra(result) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def _peaks(freqs: np.ndarray, power: np.ndarray) -> dict[str, dict[str, float | None]]:
-    out = {}
-    for name, band in BANDS.items():
-        peak = band_peak(freqs, power, band)
-        out[name] = {"freq_hz": peak.freq_hz, "prominence_log10": peak.prominence}
-    return out
+    _, found = band_peaks(freqs, power)
+    return {name: {"freq_hz": peak.freq_hz, "prominence_log10": peak.prominence} for name, peak in found.items()}
 
 
 def spiking_metrics(result) -> dict[str, Any]:

@@ -64,20 +64,25 @@ def build(
     return builder.build()
 
 
-def peaks(rate_hz, bin_ms: float = 1.0) -> dict:
-    """Low- and high-gamma peak (Hz, prominence in log10 units over the aperiodic fit; None when
-    absent) of a population rate (Hz, one value per bin of ``bin_ms``), and its spectrum. The
-    aperiodic fit has a knee (4–150 Hz); where FOOOF cannot fit one, a plain 1/f^χ fit is used
-    (``aperiodic_mode`` says which)."""
-    fs = 1000.0 / bin_ms
-    freqs, power = welch_power(rate_hz - rate_hz.mean(), fs, segment_s=SEGMENT_S)
+def band_peaks(freqs, power) -> tuple[str, dict]:
+    """(aperiodic mode, band name -> :class:`~thalia.spectra.peaks.PeakResult`) of a spectrum, over
+    its aperiodic fit: with a knee (4–150 Hz), or a plain 1/f^χ fit where FOOOF cannot fit a knee."""
     try:
         fit = aperiodic_fit(freqs, power)
     except RuntimeError:  # FOOOF's knee fit does not always converge on 3 s of a spiking rate
         fit = aperiodic_fit(freqs, power, knee=False)
-    out = {"aperiodic_mode": fit.mode}
-    for name, band in BANDS.items():
-        peak = band_peak(freqs, power, band, aperiodic=fit)
+    return fit.mode, {name: band_peak(freqs, power, band, aperiodic=fit) for name, band in BANDS.items()}
+
+
+def peaks(rate_hz, bin_ms: float = 1.0) -> dict:
+    """Low- and high-gamma peak (Hz, prominence in log10 units over the aperiodic fit; None when
+    absent) of a population rate (Hz, one value per bin of ``bin_ms``), and its spectrum
+    (:func:`band_peaks`; ``aperiodic_mode`` says which fit was used)."""
+    fs = 1000.0 / bin_ms
+    freqs, power = welch_power(rate_hz - rate_hz.mean(), fs, segment_s=SEGMENT_S)
+    mode, found = band_peaks(freqs, power)
+    out = {"aperiodic_mode": mode}
+    for name, peak in found.items():
         out[f"{name}_peak_hz"] = peak.freq_hz if peak.present else None
         out[f"{name}_prominence"] = peak.prominence if peak.present else None
     out["spectrum"] = {"freqs_hz": freqs.tolist(), "power": power.tolist()}
