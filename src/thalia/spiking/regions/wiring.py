@@ -53,7 +53,7 @@ def routes(src: Region, tgt: Region, source_port: str | None, target_port: str |
             f"Invalid value for 'target_port' of connection {src.name!r} -> {tgt.name!r}: allowed "
             f"{list(tgt.target_ports)} for a {tgt.kind}, got {target_port!r}."
         )
-    out = []
+    pairs = []  # (role, target port) of every synapse group
     for role in roles:
         if target_port is not None:
             ports = (target_port,)
@@ -61,15 +61,14 @@ def routes(src: Region, tgt: Region, source_port: str | None, target_port: str |
             ports = src.thalamic_target_ports(role, source_port)
         else:
             ports = tgt.target_ports[:1]
-        for port in ports:
-            delay = _default_delay(src, tgt, port)
-            for post, k, w, sigma in tgt.input_targets(port):
-                out.append(Route(src.population(role), post, port, k, w, sigma, delay))
+        pairs += [(role, port) for port in ports]
     if target_port is None:
-        for role, port in src.companion_routes(source_port, tgt):
-            delay = _default_delay(src, tgt, port)
-            for post, k, w, sigma in tgt.input_targets(port):
-                out.append(Route(src.population(role), post, port, k, w, sigma, delay))
+        pairs += src.companion_routes(source_port, tgt)
+    out = []
+    for role, port in pairs:
+        delay = _default_delay(src, tgt, port)
+        for post, k, w, sigma in tgt.input_targets(port):
+            out.append(Route(src.population(role), post, port, k, w, sigma, delay))
     return out
 
 
