@@ -120,10 +120,7 @@ class PDCortex(Region):
             return out
         if port == "attention":
             return [(self.population("l6_e"), c.attention_in_degree, c.attention_weight_pA, c.attention_sigma)]
-        raise ValueError(
-            f"Invalid value for 'target_port' of component {self.name!r} (pd_cortex): allowed "
-            f"{list(self.target_ports)}, got {port!r}."
-        )
+        return super().input_targets(port)
 
 
 __all__ = ["PDCortex", "PDCortexConfig"]

@@ -174,7 +174,4 @@ class Thalamus(Region):
         if port == "l6b_feedback":
             target = "relay_ho" if "relay_ho" in self.sizes else "relay"
             return [(self.population(target), c.l6b_in_degree, c.l6b_weight_nS, c.l6b_sigma)]
-        raise ValueError(
-            f"Invalid value for 'target_port' of component {self.name!r} (thalamus): allowed "
-            f"{list(self.target_ports)}, got {port!r}."
-        )
+        return super().input_targets(port)
