@@ -2,7 +2,8 @@
 
 Runs the default thalamo-cortical circuit, fits the TCM to its LFP spectrum (priors from the
 circuit), applies the ketamine, benzodiazepine, propofol and cholinergic presets to both models,
-refits the TCM to the circuit under each drug (with the baseline's priors), and writes
+fits the baseline and each drug's spectrum at once to infer the drug's receptor-level effects (and,
+as a control, a second run of the undrugged circuit with the next seed), and writes
 ``bridge_report.html`` and ``bridge_summary.json`` into the output folder (default: a new temporary folder)::
 
     python examples/bridge_drugs.py --out out/bridge            # about 10 minutes on one core
@@ -28,12 +29,9 @@ from thalia.bridge import (  # noqa: E402
     PRESETS,
     circuit_parameters,
     compare_drugs,
-    direction_probability,
     fit_circuit,
-    inhibitory_parameters,
-    parameter_shifts,
+    fit_drug_effects,
     preset,
-    refit_circuit,
     simulate_lfp,
 )
 from thalia.report import HtmlReport  # noqa: E402
@@ -61,13 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     fit = fit_circuit(baseline)
     drugs = [preset(name) for name in PRESETS]
     comparisons = compare_drugs(drugs, mass=fit, baseline=baseline, **run)
-    refits = {c.drug.name: refit_circuit(fit, c.lfp) for c in comparisons}
-    inhibitory = inhibitory_parameters(fit)
-    gaba_a = ("benzodiazepine", "propofol")
+    effects = {c.drug.name: fit_drug_effects(fit, c.lfp) for c in comparisons}
+    control = fit_drug_effects(fit, simulate_lfp(duration_ms=run["duration_ms"], seed=args.seed + 1))
     with_default_priors = fit_circuit(baseline, priors="default")
 
     report = HtmlReport("thalia bridge: spiking circuit, neural mass model and drugs")
-    add_bridge_section(report, fit, comparisons, refits, circuit_parameters=circuit_parameters(baseline.brain))
+    add_bridge_section(report, fit, comparisons, effects, circuit_parameters=circuit_parameters(baseline.brain))
     priors = [
         {"priors": name, "F": f.posterior.F, "explained variance": f.explained_variance}
         for name, f in (("circuit", fit), ("default (TCM)", with_default_priors))
@@ -78,18 +75,14 @@ def main(argv: list[str] | None = None) -> int:
         "explained_variance": fit.explained_variance,
         "free_energy": {"circuit_priors": fit.posterior.F, "default_priors": with_default_priors.posterior.F},
         "explained_variance_default_priors": with_default_priors.explained_variance,
-        "refit_explained_variance": {name: f.explained_variance for name, f in refits.items()},
         "gamma_peaks": fit.gamma_peaks(),
-        "gaba_a_inhibitory_parameters": {
+        "drug_effects": {
             name: {
-                "mean": direction_probability(fit, refits[name], inhibitory),
-                "time_constant": direction_probability(fit, refits[name], ["T[0,1]"]),
+                "explained_variance": joint.explained_variance,
+                "effects": joint.table(),
+                "gaba_a_direction": joint.direction_probability(["gaba_a", "gaba_a_decay"]),
             }
-            for name in gaba_a
-        },
-        "gaba_a_parameter_shifts": {
-            name: [row for row in parameter_shifts(fit, refits[name]) if row["parameter"] in inhibitory]
-            for name in gaba_a
+            for name, joint in {**effects, "control (undrugged, next seed)": control}.items()
         },
         "comparison_tables": {c.drug.name: c.table() for c in comparisons},
         "agreement": [row for comparison in comparisons for row in comparison.agreement()],

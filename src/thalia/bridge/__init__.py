@@ -8,21 +8,27 @@
   (:func:`fit_circuit`, :func:`fit_tcm`);
 * :mod:`~thalia.bridge.drugs` — drug presets defined once (:class:`Drug`, :func:`preset`) and applied
   to both scales;
+* :mod:`~thalia.bridge.effects` — baseline and drug spectra fitted at once, with shared parameters
+  and receptor-level drug effects (:func:`fit_drug_effects`): which effect explains the change;
 * :mod:`~thalia.bridge.compare` — the predicted spectral change at each scale side by side
-  (:func:`compare_drugs`) and what moved in the mass model (:func:`parameter_shifts`).
+  (:func:`compare_drugs`).
 """
 
 from thalia.bridge.circuit import Circuit, CircuitLFP, simulate_lfp
-from thalia.bridge.compare import (
-    DrugComparison,
-    compare_drugs,
-    direction_probability,
-    inhibitory_parameters,
-    parameter_shifts,
-    spectral_summary,
+from thalia.bridge.compare import DrugComparison, compare_drugs, spectral_summary
+from thalia.bridge.drugs import (
+    PRESETS,
+    TCM_EFFECTS,
+    Drug,
+    Expectation,
+    benzodiazepine,
+    cholinergic,
+    ketamine,
+    preset,
+    propofol,
 )
-from thalia.bridge.drugs import PRESETS, Drug, Expectation, benzodiazepine, cholinergic, ketamine, preset, propofol
-from thalia.bridge.fit import SpectralFit, fit_circuit, fit_tcm, matched_peaks, refit_circuit
+from thalia.bridge.effects import DrugEffectFit, fit_drug_effects
+from thalia.bridge.fit import SpectralFit, fit_circuit, fit_tcm, matched_peaks
 from thalia.bridge.mapping import POPULATION_MAP, CircuitParameters, bridge_model, circuit_parameters, circuit_priors
 
 __all__ = [
@@ -31,26 +37,25 @@ __all__ = [
     "CircuitParameters",
     "Drug",
     "DrugComparison",
+    "DrugEffectFit",
     "Expectation",
     "POPULATION_MAP",
     "PRESETS",
     "SpectralFit",
+    "TCM_EFFECTS",
     "benzodiazepine",
     "bridge_model",
     "cholinergic",
     "circuit_parameters",
     "circuit_priors",
     "compare_drugs",
-    "direction_probability",
     "fit_circuit",
+    "fit_drug_effects",
     "fit_tcm",
-    "inhibitory_parameters",
     "ketamine",
     "matched_peaks",
-    "parameter_shifts",
     "preset",
     "propofol",
-    "refit_circuit",
     "simulate_lfp",
     "spectral_summary",
 ]

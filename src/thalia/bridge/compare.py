@@ -1,12 +1,12 @@
-"""Both scales side by side: spectral summaries, a drug's predicted change at each scale, and which
-mass-model parameters a refit moves.
+"""Both scales side by side: spectral summaries and a drug's predicted change at each scale.
 
 * :func:`spectral_summary` — band powers and the gamma peak of one spectrum, by the same definition
   for the circuit's Welch spectrum and the mass model's exact one.
 * :func:`compare_drugs` — run the circuit with and without each drug (same seed) and evaluate the
   mass model (e.g. the one fitted to the circuit) with and without it: :class:`DrugComparison`.
-* :func:`parameter_shifts`, :func:`direction_probability` — what moved between two fits (baseline
-  and drug): posterior differences with credible intervals, treating the two fits as independent.
+
+Which mass-model effect explains a drug's change in the circuit's spectrum is
+:func:`thalia.bridge.fit_drug_effects`'s question.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from scipy import stats
 
 from thalia._logging import logger
 from thalia._validation import check_option
@@ -24,8 +22,6 @@ from thalia.bridge.circuit import Circuit, CircuitLFP, simulate_lfp
 from thalia.bridge.drugs import Drug
 from thalia.bridge.fit import FIT_BAND_HZ, SpectralFit, log_power
 from thalia.bridge.mapping import bridge_model
-from thalia.inference import Posterior
-from thalia.mass import tcm_constants as K
 from thalia.params import ParameterSet
 from thalia.spectra import band_peak
 
@@ -195,66 +191,3 @@ def _region_power(lfp: CircuitLFP, segment_s: float) -> tuple[np.ndarray, np.nda
     freqs = csd.freqs.numpy()
     keep = (freqs >= FIT_BAND_HZ[0]) & (freqs <= FIT_BAND_HZ[1])
     return freqs[keep], csd.psd[:, 0].numpy()[keep]
-
-
-def _posterior(fit: SpectralFit | Posterior, name: str) -> Posterior:
-    if isinstance(fit, SpectralFit):
-        return fit.posterior
-    if isinstance(fit, Posterior):
-        return fit
-    raise ValueError(f"Invalid value for {name!r}: expected a SpectralFit or a Posterior, got {type(fit).__name__}.")
-
-
-def inhibitory_parameters(fit: SpectralFit | Posterior) -> list[str]:
-    """Labels of the fitted GABA-A parameters: the free ``H`` entries whose connection is GABA-A only
-    (a GABA-A topology entry and no AMPA one) and the GABA-A time constant ``T[0,1]``."""
-    posterior = _posterior(fit, "fit")
-    labels = posterior.labels
-    free = posterior.free().numpy()
-    names = [f"H[{t},{s},0]" for t in range(K.N_POP) for s in range(K.N_POP) if K.G_IA[t, s] > 0 and K.G_EA[t, s] == 0]
-    names.append("T[0,1]")
-    return [name for name in names if name in labels and free[labels.index(name)]]
-
-
-def _difference(a: Posterior, b: Posterior, weights: torch.Tensor) -> tuple[float, float]:
-    """Mean and SD of wᵀ(θ_b − θ_a) for independent Gaussian posteriors."""
-    if a.labels != b.labels:
-        raise ValueError("Invalid fits: 'before' and 'after' have different parameters.")
-    mean = float(weights @ (b.mean - a.mean))
-    sd = float(torch.sqrt(weights @ (a.cov + b.cov) @ weights))
-    return mean, sd
-
-
-def direction_probability(
-    before: SpectralFit | Posterior, after: SpectralFit | Posterior, labels: Sequence[str]
-) -> dict[str, float]:
-    """Posterior probability that the mean of the parameters ``labels`` rose from ``before`` to
-    ``after`` (the two fits taken as independent Gaussians): ``{"change", "sd", "p_up"}``."""
-    before, after = _posterior(before, "before"), _posterior(after, "after")
-    all_labels = before.labels
-    unknown = [label for label in labels if label not in all_labels]
-    if unknown or not labels:
-        raise ValueError(f"Invalid value for 'labels': expected parameter labels of the fits, got {unknown or labels}.")
-    weights = torch.zeros(len(all_labels), dtype=torch.float64)
-    weights[[all_labels.index(label) for label in labels]] = 1.0 / len(labels)
-    mean, sd = _difference(before, after, weights)
-    return {"change": mean, "sd": sd, "p_up": float(stats.norm.cdf(mean / sd)) if sd > 0 else float(mean > 0)}
-
-
-def parameter_shifts(
-    before: SpectralFit | Posterior, after: SpectralFit | Posterior, *, level: float = 0.9
-) -> list[dict]:
-    """Every free parameter's change (after − before) with its ``level`` credible interval and the
-    probability it rose, sorted by |change| / SD (the most credible moves first)."""
-    before, after = _posterior(before, "before"), _posterior(after, "after")
-    z = float(stats.norm.ppf(0.5 + level / 2))
-    rows = []
-    labels = before.labels
-    for i in np.flatnonzero(before.free().numpy()):
-        weights = torch.zeros(len(labels), dtype=torch.float64)
-        weights[i] = 1.0
-        mean, sd = _difference(before, after, weights)
-        rows.append({"parameter": labels[i], "before": float(before.mean[i]), "after": float(after.mean[i]),
-                     "change": mean, "ci_low": mean - z * sd, "ci_high": mean + z * sd,
-                     "p_up": float(stats.norm.cdf(mean / sd))})  # fmt: skip
-    return sorted(rows, key=lambda row: -abs(row["change"]) / max(row["ci_high"] - row["ci_low"], 1e-300))

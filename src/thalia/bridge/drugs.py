@@ -36,6 +36,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
+
 from thalia._validation import check_option
 from thalia.bridge.circuit import Circuit
 from thalia.bridge.mapping import CORTICAL, INHIBITORY
@@ -69,7 +71,44 @@ NMDA_SYNAPSES = (
     ("thalamus", "relay_to_trn_nmda_weight_nS", "relay_to_trn_weight_nS"),
     ("thalamus", None, "l6a_weight_nS"),
 )
-GLOBAL_GABA_A = 2  # index of the GABA-A topology scale in the TCM's ``global``
+#: Receptor -> index of its topology scale in the TCM's ``global`` (exp(global) multiplies the topology).
+GLOBAL_INDEX = {"ampa": 0, "nmda": 1, "gaba_a": 2, "gaba_b": 3}
+#: Effects the mass model can express (log scale, see :func:`shift_tcm`): a drug's four and the
+#: conductance scales of the other receptors (what a refit may explain a drug's change by).
+TCM_EFFECTS = ("ampa", "nmda", "gaba_a", "gaba_b", "gaba_a_decay", "nmda_on_inhibitory", "cortical_drive")
+
+
+def shift_tcm(params: ParameterSet, effect: str, amount: float) -> ParameterSet:
+    """The bridge model's parameters with one effect changed by ``amount`` (natural log of its factor).
+
+    Effects (:data:`TCM_EFFECTS`): ``"ampa"``, ``"nmda"``, ``"gaba_a"``, ``"gaba_b"`` (``global[i]``,
+    the receptor's topology scale, += amount); ``"gaba_a_decay"`` (``T[:, 1]``); ``"nmda_on_inhibitory"``
+    (``Hn`` of every connection onto SI, DI and RT); ``"cortical_drive"`` (``E`` of SS, SP, SI, DP, DI, TP).
+    """
+    if not isinstance(params, ParameterSet) or "global" not in params.space:
+        raise ValueError(
+            "Invalid value for 'params': expected a ParameterSet of the bridge model "
+            f"(thalia.bridge.bridge_model(), with the 'global' receptor scales), got {params!r}."
+        )
+    check_option("effect", effect, TCM_EFFECTS)
+    if effect in GLOBAL_INDEX:
+        name, index = "global", (GLOBAL_INDEX[effect],)
+    elif effect == "gaba_a_decay":
+        name, index = "T", (slice(None), 1)
+    elif effect == "nmda_on_inhibitory":
+        name, index = "Hn", ([K.POPULATIONS.index(pop) for pop in INHIBITORY],)
+    else:
+        name, index = "E", ([K.POPULATIONS.index(pop) for pop in CORTICAL],)
+    value = params[name].clone()
+    value[index] += amount
+    return params.replace(**{name: value})
+
+
+def effect_directions(space, effects=TCM_EFFECTS):
+    """(P, n_effects) matrix U: the bridge model's parameter vector with effects δ is θ + U·δ."""
+    zero = ParameterSet.from_vector(space, torch.zeros(len(space.vector_labels()), dtype=torch.float64))
+    base = zero.to_vector()
+    return torch.stack([shift_tcm(zero, effect, 1.0).to_vector() - base for effect in effects], dim=1)
 
 
 @dataclass(frozen=True)
@@ -133,19 +172,9 @@ class Drug:
 
     def apply_to_tcm(self, params: ParameterSet) -> ParameterSet:
         """The mass model's parameters under the drug (a parameter set of the bridge model, with ``global``)."""
-        if not isinstance(params, ParameterSet) or "global" not in params.space:
-            raise ValueError(
-                "Invalid value for 'params': expected a ParameterSet of the bridge model "
-                f"(thalia.bridge.bridge_model(), with the 'global' receptor scales), got {params!r}."
-            )
-        log = {effect: math.log(self.factor(effect)) for effect in EFFECTS}
-        hn, glob, t, e = (params[name].clone() for name in ("Hn", "global", "T", "E"))
-        inhibitory = [K.POPULATIONS.index(pop) for pop in INHIBITORY]
-        hn[inhibitory] += log["nmda_on_inhibitory"]
-        glob[GLOBAL_GABA_A] += log["gaba_a"]
-        t[:, 1] += log["gaba_a_decay"]
-        e[[K.POPULATIONS.index(pop) for pop in CORTICAL]] += log["cortical_drive"]
-        return params.replace(Hn=hn, **{"global": glob}, T=t, E=e)
+        for effect in EFFECTS:
+            params = shift_tcm(params, effect, math.log(self.factor(effect)))
+        return params
 
     def apply_to_circuit(self, circuit: Circuit | None = None) -> Circuit:
         """The circuit's configuration under the drug (see the module doc for the fields)."""
@@ -239,12 +268,15 @@ def preset(name: str, dose: float = 1.0) -> Drug:
 
 __all__ = [
     "NMDA_SHARE",
+    "TCM_EFFECTS",
     "PRESETS",
     "Drug",
     "Expectation",
     "benzodiazepine",
     "cholinergic",
+    "effect_directions",
     "ketamine",
     "preset",
     "propofol",
+    "shift_tcm",
 ]

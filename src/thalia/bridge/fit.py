@@ -66,6 +66,8 @@ class SpectralFit:
     model : TCM
     space : ParamSpace
         The priors the fit used.
+    n_segments : int, optional
+        Segments of the Welch estimate (its noise level).
     """
 
     posterior: Posterior
@@ -73,6 +75,7 @@ class SpectralFit:
     power: np.ndarray
     model: object
     space: ParamSpace
+    n_segments: int | None = None
 
     @property
     def explained_variance(self) -> float:
@@ -155,7 +158,7 @@ def fit_tcm(
     search = variational_laplace(forward, y, *prior, hE=SEARCH_LOG_PRECISION, init=init, **common)
     posterior = variational_laplace(forward, y, *prior, hE=welch_log_precision(n_segments), init=search.mean, **common)
     posterior = posterior.with_(freqs=torch.as_tensor(freqs), model=model.name, natural=model.natural_units())
-    return SpectralFit(posterior, freqs, power, model, space)
+    return SpectralFit(posterior, freqs, power, model, space, n_segments)
 
 
 def fit_circuit(
@@ -178,18 +181,6 @@ def fit_circuit(
         priors = circuit_priors(lfp.brain) if priors == "circuit" else None
     spectrum = lfp.csd("region" if channel == "cortex" else "layers", segment_s=segment_s)
     return fit_tcm(spectrum, lfp.n_segments(segment_s), channel=channel, priors=priors, init=init, **options)
-
-
-def refit_circuit(baseline: SpectralFit, lfp: CircuitLFP, **options) -> SpectralFit:
-    """Fit the circuit under a drug with the priors of the ``baseline`` fit, warm-started from its
-    posterior (``options`` as :func:`fit_circuit`).
-
-    The priors must be the baseline's: priors set from the drugged circuit would carry a drug's change
-    of a receptor time constant (e.g. a longer GABA-A decay) into the prior mean, and the shift of the
-    posterior would then not be the spectrum's."""
-    if not isinstance(baseline, SpectralFit):
-        raise ValueError(f"Invalid value for 'baseline': expected a SpectralFit, got {type(baseline).__name__}.")
-    return fit_circuit(lfp, priors=baseline.space, init=baseline.posterior, **options)
 
 
 def _channel(spectrum: CSD, channel: str | None, band_hz) -> tuple[np.ndarray, np.ndarray]:

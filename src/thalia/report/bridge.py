@@ -1,5 +1,5 @@
 """The bridge in a report: the circuit's spectrum with the fitted mass model's, the parameter map, and
-each drug at both scales with the mass parameters that moved (credible intervals).
+each drug at both scales with the mass-model effects that explain it (credible intervals).
 
 :func:`add_bridge_section` adds it all to an :class:`~thalia.report.HtmlReport`; the figures are
 :func:`fit_figure` and :func:`drug_figure`.
@@ -12,8 +12,6 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 __all__ = ["add_bridge_section", "drug_figure", "fit_figure"]
-#: Parameter shifts listed per drug (the most credible first).
-N_SHIFTS = 10
 
 
 def fit_figure(fit):
@@ -50,7 +48,7 @@ def add_bridge_section(
     report,
     fit,
     comparisons: Sequence = (),
-    refits: Mapping | None = None,
+    effects: Mapping | None = None,
     *,
     circuit_parameters=None,
     level: float = 0.9,
@@ -64,14 +62,12 @@ def add_bridge_section(
         The TCM fitted to the baseline circuit (:func:`thalia.bridge.fit_circuit`).
     comparisons : sequence of DrugComparison
         From :func:`thalia.bridge.compare_drugs`.
-    refits : mapping, optional
-        Drug name -> the TCM refitted to the circuit under that drug; their parameter shifts from
-        ``fit`` are tabled with ``level`` credible intervals.
+    effects : mapping, optional
+        Drug name -> :class:`~thalia.bridge.DrugEffectFit` of the circuit under that drug
+        (:func:`thalia.bridge.fit_drug_effects`); its effects are tabled with ``level`` credible intervals.
     circuit_parameters : CircuitParameters, optional
         The parameter map (:func:`thalia.bridge.circuit_parameters`), tabled when given.
     """
-    from thalia.bridge import parameter_shifts
-
     report.add_heading("Spiking circuit and neural mass model")
     report.add_figure(fit_figure(fit), caption="LFP spectrum of the circuit and the TCM fitted to its log spectrum")
     peaks = fit.gamma_peaks()
@@ -89,8 +85,12 @@ def add_bridge_section(
         report.add_figure(drug_figure(comparison), caption=f"Spectra without and with {name} at both scales")
         report.add_table(comparison.table(), caption="Spectral summary at both scales (log10 band powers, Hz)")
         report.add_table(comparison.agreement(), caption="Predicted change against the literature")
-        if refits and name in refits:
-            rows = parameter_shifts(fit, refits[name], level=level)[:N_SHIFTS]
-            caption = f"Mass parameters that moved most under {name} (refit − baseline, {100 * level:g} % CI)"
-            report.add_table(rows, caption=caption)
+        if effects and name in effects:
+            joint = effects[name]
+            explained = 100 * joint.explained_variance
+            caption = (
+                f"Mass-model effects of {name}: baseline and drug fitted at once ({explained:.1f} % of the variance "
+                f"explained); change = ln of the factor, {100 * level:g} % credible interval"
+            )
+            report.add_table(joint.table(level=level), caption=caption)
     return report

@@ -5,22 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from scipy import signal, stats
+from scipy import signal
 
 from thalia.bridge import (
     Circuit,
     CircuitLFP,
     bridge_model,
-    direction_probability,
     fit_tcm,
-    inhibitory_parameters,
     matched_peaks,
-    parameter_shifts,
     simulate_lfp,
     spectral_summary,
 )
 from thalia.bridge.fit import welch_log_precision
-from thalia.inference import variational_laplace
 from thalia.spectra import CSD
 
 
@@ -103,34 +99,6 @@ def test_spectral_summary_finds_a_gamma_peak_over_one_over_f():
     inside = (freqs >= 13) & (freqs <= 30)
     assert summary["beta_power"] == pytest.approx(np.log10(power[inside].mean()))
     assert spectral_summary(freqs, freqs**-1.5)["gamma_peak_hz"] is None
-
-
-def _linear_posterior(y_shift: float, seed: int):
-    """A linear-Gaussian posterior over 3 parameters (exact), data shifted by ``y_shift``."""
-    a = torch.randn(30, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
-    y = a @ torch.tensor([0.2, -0.1, y_shift], dtype=torch.float64)
-    return variational_laplace(lambda t: a @ t, y, torch.zeros(3), torch.ones(3), hE=2.0, hC=0,
-                               labels=("H[1,2,0]", "T[0,1]", "x"))  # fmt: skip
-
-
-def test_direction_probability_is_the_gaussian_difference():
-    before, after = _linear_posterior(0.0, 4), _linear_posterior(0.3, 5)
-    w = torch.tensor([0.5, 0.5, 0.0], dtype=torch.float64)
-    change = float(w @ (after.mean - before.mean))
-    sd = float(torch.sqrt(w @ (before.cov + after.cov) @ w))
-    result = direction_probability(before, after, ["H[1,2,0]", "T[0,1]"])
-    assert result["change"] == pytest.approx(change) and result["sd"] == pytest.approx(sd)
-    assert result["p_up"] == pytest.approx(stats.norm.cdf(change / sd))
-    rows = parameter_shifts(before, after)
-    assert rows[0]["parameter"] == "x" and rows[0]["p_up"] > 0.95  # the one that moved comes first
-    with pytest.raises(ValueError, match="'labels'"):
-        direction_probability(before, after, ["nope"])
-
-
-def test_inhibitory_parameters_are_the_gaba_a_only_connections_and_their_time_constant(synthetic):
-    fit = fit_tcm(synthetic, 100, max_iter=2)
-    # from docs/tcm_model.md's free H entries: SP<-SI, SI<-SI, DP<-DI, TP<-DI, RC<-RT (SP<-SP is AMPA and GABA-A)
-    assert inhibitory_parameters(fit) == ["H[1,2,0]", "H[2,2,0]", "H[3,4,0]", "H[5,4,0]", "H[7,6,0]", "T[0,1]"]
 
 
 def test_circuit_argument_is_checked():
