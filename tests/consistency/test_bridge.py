@@ -23,7 +23,7 @@ DISAGREEMENTS = {
         "default circuit has no NMDA synapses, so the preset only weakens the AMPA drive onto interneurons and the TRN "
         "(see docs/bridge.md)"
     ),
-    ("benzodiazepine", "circuit"): "the gamma peak moves up (31.7 -> 32.7 Hz)",
+    ("benzodiazepine", "circuit"): "the gamma peak moves up (33.4 -> 34.7 Hz)",
     ("benzodiazepine", "mass"): "the fitted TCM has no gamma peak left under GABA-A x1.5 (nothing to compare)",
     ("cholinergic", "mass"): (
         "no measurable change of the fitted TCM's 30-90 Hz power with more background drive (+0.010 log10 with the "
@@ -61,7 +61,7 @@ GABA_A_EFFECTS = ["gaba_a", "gaba_a_decay"]
 #: Claim 2 where it is not met, with the numbers of seed 0 (seed 1 alike; docs/bridge.md has every effect).
 NOT_MET = {
     "benzodiazepine": (
-        "GABA-A conductance x1.5 raises the circuit's gamma peak (31.7 -> 32.7 Hz); the joint fit reads the change as "
+        "GABA-A conductance x1.5 raises the circuit's gamma peak (33.4 -> 34.7 Hz); the joint fit reads the change as "
         "a shorter GABA-A decay (-0.23, 90 % CI -0.31 ... -0.15) and GABA-A conductance -0.02 +- 0.04: "
         "mean of the two -0.13 +- 0.04, P(up) 0.002"
     ),

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["add_bridge_section", "drug_figure", "fit_figure"]
+__all__ = ["add_bridge_section", "drug_figure", "effects_figure", "fit_figure"]
 
 
 def fit_figure(fit):
@@ -41,6 +41,21 @@ def drug_figure(comparison):
         ax.legend(fontsize="small")
     axes[0].set_ylabel("power")
     fig.tight_layout()
+    return fig
+
+
+def effects_figure(joint):
+    """Both spectra of a :class:`~thalia.bridge.DrugEffectFit` with the joint fit (log-log). Returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    fitted = joint.fitted_power()
+    for cond, data, color in (("baseline", joint.baseline.power, "0.3"), ("drug", joint.power, "C3")):
+        ax.loglog(joint.freqs, data, ".", ms=3, color=color, label=f"circuit, {cond}")
+        ax.loglog(joint.freqs, fitted[cond], color=color, label=f"TCM (joint fit), {cond}")
+    ax.set_xlabel("frequency (Hz)")
+    ax.set_ylabel("power (pA²/Hz)")
+    ax.legend(fontsize="small")
     return fig
 
 
@@ -92,5 +107,6 @@ def add_bridge_section(
                 f"Mass-model effects of {name}: baseline and drug fitted at once ({explained:.1f} % of the variance "
                 f"explained); change = ln of the factor, {100 * level:g} % credible interval"
             )
+            report.add_figure(effects_figure(joint), caption=f"Baseline and {name} fitted at once")
             report.add_table(joint.table(level=level), caption=caption)
     return report

@@ -42,6 +42,6 @@ def test_section_has_the_fit_the_drug_and_its_effects(fit, spectrum, tmp_path):
     html = path.read_text()
     assert "Spiking circuit and neural mass model" in html and "Drug: benzodiazepine" in html
     # no peak table: the default TCM peaks near 37 Hz, outside the circuit's low- and high-gamma bands
-    assert html.count("<img") == 2 and html.count("<table>") == 3
+    assert html.count("<img") == 3 and html.count("<table>") == 3
     assert "Mass-model effects of benzodiazepine" in html
     assert html.count("<td>gaba_a</td>") == 1 and html.count("<td>gaba_a_decay</td>") == 1
