@@ -11,10 +11,12 @@ forward Euler (Brian2) or RKF45 (NEST), thalia with exponential Euler, so rates 
 (Brian2: about 22 Hz at N = 4000).
 
 Timings: ``build_s`` network construction and flattening, ``compile_s`` the numba kernel's
-compilation or cache load (torch: a 10 ms warm-up run), ``wall_s`` the step loop only (median of
-``--repeats``). Run from the repository root::
+compilation or cache load (torch: a 10 ms warm-up run, after which the simulator goes back to its
+initial state; the graph engine compiles and captures its step there), ``wall_s`` the step loop only
+(median of ``--repeats`` runs, each from the initial state). Run from the repository root::
 
     python benchmarks/coba.py --n 4000 --duration 1 --backend numba --threads 1 --json out/coba_4k.json
+    python benchmarks/coba.py --n 400000 --device cuda --backend graph --dtype float32 --json out/coba_400k_gpu.json
     python benchmarks/coba.py --n 40000 --duration 1 --backend numba --json out/coba_40k.json
     python benchmarks/coba.py --n 4000 --peers --brian2-python /path/to/brian2-venv/bin/python
     python benchmarks/coba.py --n 4000 --cold-compile      # numba compiles from scratch (empty cache)
@@ -50,7 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n", type=int, default=4000, help="number of neurons")
     parser.add_argument("--duration", type=float, default=1.0, help="biological seconds")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--backend", default="auto", choices=["auto", "numba", "torch"])
+    parser.add_argument("--backend", default="auto", choices=["auto", "numba", "torch", "graph"])
+    parser.add_argument("--dtype", default="float64", choices=["float64", "float32"], help="float32: torch/graph")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (the numba loop uses one)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of the step loop; medians reported")
     parser.add_argument("--seed", type=int, default=42, help="connectivity and initial-potential seed")
@@ -61,8 +64,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.add_argument(f"--{peer}-python", default=os.environ.get(f"THALIA_{peer.upper()}_PYTHON"))
     parser.add_argument("--json", default=None, help="write the results to this JSON file")
     args = parser.parse_args(argv)
-    if args.backend == "numba" and args.device != "cpu":
-        parser.error(f"--backend numba runs on the CPU only, got --device {args.device}")
+    if args.backend == "numba" and (args.device != "cpu" or args.dtype != "float64"):
+        parser.error(
+            f"--backend numba runs on the CPU in float64 only, got --device {args.device} --dtype {args.dtype}"
+        )
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda requested but torch.cuda.is_available() is False")
     return args
@@ -88,45 +93,54 @@ def build_network(n: int, seed: int):
     return net
 
 
-def warm_up(net, backend: str, device: str) -> dict[str, Any]:
-    """Compile the numba kernel (or load it from the cache), or run torch for 10 ms."""
-    from thalia.spiking import simulate
-
+def warm_up(simulator, backend: str) -> dict[str, Any]:
+    """Compile the numba kernel (or load it from the cache); torch: run 10 ms (the graph engine compiles
+    and captures its step), then go back to the initial state."""
     if backend == "numba":
         from thalia.spiking import _numba_engine
 
         info = _numba_engine.compile_kernel()
         return {"compile_s": info["seconds"], "compile_cache_hit": info["cache_hit"]}
+    state = simulator.state_dict()
     start = time.perf_counter()
-    simulate(net, 10.0, backend=backend, device=device)
-    return {"compile_s": time.perf_counter() - start, "compile_cache_hit": None}
+    simulator.run(100)
+    out = {"compile_s": time.perf_counter() - start, "compile_cache_hit": None}
+    simulator.load_state_dict(state)
+    return out
 
 
 def bench_thalia(args: argparse.Namespace) -> dict[str, Any]:
+    """Build, warm up, then ``--repeats`` timed runs of one simulator, each from the initial state."""
     import torch
 
-    from thalia.spiking import simulate
-    from thalia.spiking.network import compile_network
+    from thalia.spiking import Simulator
 
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     net = build_network(args.n, args.seed)
-    compiled = compile_network(net, 0.1)
-    build_s = time.perf_counter() - start
     backend = args.backend
     if backend == "auto":
         backend = "numba" if torch.device(args.device).type == "cpu" else "torch"
-    out: dict[str, Any] = {"build_s": build_s, "n_synapses": int(len(compiled.syn_post)), "backend": backend}
-    out.update(warm_up(net, backend, args.device))
-    runs = []
+    sim = Simulator(
+        net, dt_ms=0.1, seed=args.seed, backend=backend, device=args.device, dtype=getattr(torch, args.dtype)
+    )
+    build_s = time.perf_counter() - start
+    out: dict[str, Any] = {"build_s": build_s, "n_synapses": int(len(sim.compiled.syn_post)), "backend": backend}
+    out["dtype"] = args.dtype
+    out.update(warm_up(sim, backend))
+    initial, runs = sim.state_dict(), []
     for _ in range(args.repeats):
-        result = simulate(net, args.duration * 1000.0, seed=args.seed, backend=backend, device=args.device)
+        sim.load_state_dict(initial)
+        result = sim.run(int(round(args.duration * 1e4)))
         runs.append({"wall_s": result.wall_s, "rate_hz": result.rate_hz(), "spikes": len(result.spike_ids)})
     out["wall_s_all"] = [r["wall_s"] for r in runs]
     out["wall_s"] = statistics.median(out["wall_s_all"])
     out["rate_hz"] = statistics.median(r["rate_hz"] for r in runs)
     out["rate_hz_E"], out["rate_hz_I"] = result.rate_hz("E"), result.rate_hz("I")
     out["spikes"] = runs[-1]["spikes"]
+    out["engine_stats"] = getattr(sim._engine, "stats", None)  # graph: chunks replayed, overflows, captures
+    if torch.device(args.device).type == "cuda":
+        out["peak_gpu_gb"] = torch.cuda.max_memory_allocated(args.device) / 2**30
     return out
 
 
@@ -182,7 +196,10 @@ def bench_peers(args: argparse.Namespace) -> dict[str, Any]:
 
 def print_table(res: dict[str, Any]) -> None:
     t = res["thalia"]
-    print(f"COBA N={res['n']} duration={res['duration_s']} s device={res['device']} threads={res['threads']}")
+    print(
+        f"COBA N={res['n']} duration={res['duration_s']} s device={res['device']} threads={res['threads']} "
+        f"dtype={t['dtype']} engine={t['engine_stats']}"
+    )
     print(f"  {'simulator':<24}{'wall_s':>10}{'rate_hz':>10}{'compile_s':>11}{'build_s':>9}")
     print(
         f"  {'thalia-' + t['backend']:<24}{t['wall_s']:>10.3f}{t['rate_hz']:>10.2f}"

@@ -40,7 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=1.0, help="measured biological seconds")
     parser.add_argument("--warmup", type=float, default=0.2, help="biological seconds run before the measurement")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--backend", default="auto", choices=["auto", "numba", "torch"])
+    parser.add_argument("--backend", default="auto", choices=["auto", "numba", "torch", "graph"])
     parser.add_argument("--dtype", default="float64", choices=["float64", "float32"], help="float32: torch only")
     parser.add_argument("--external", default="poisson", choices=["poisson", "dc"], help="external input")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (the numba loop uses one)")
@@ -85,7 +85,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     dtype = getattr(torch, args.dtype)
     backend = args.backend
     if backend == "auto":
-        backend = "numba" if args.device == "cpu" and args.dtype == "float64" else "torch"
+        on_cpu = torch.device(args.device).type == "cpu"
+        backend = "numba" if on_cpu and args.dtype == "float64" else "torch"
     compile_s = 0.0
     if backend == "numba":
         from thalia.spiking import _numba_engine
@@ -122,6 +123,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "rtf": result.wall_s / args.duration,
         "spikes": int(len(result.spike_ids)),
         "bytes_per_synapse": engine_bytes_per_synapse(simulator),
+        "engine_stats": getattr(simulator._engine, "stats", None),
         **peak_memory_gb(args.device),
         "rates_hz": stats["rates_hz"],
         "reference_rates_hz": mc.REFERENCE_RATES_HZ,
@@ -141,6 +143,8 @@ def print_table(res: dict[str, Any]) -> None:
         f"{res['duration_s']} s   RTF {res['rtf']:.2f}   {res['bytes_per_synapse']:.1f} B/synapse   "
         f"peak RSS {res['peak_rss_gb']:.2f} GB"
     )
+    if res["engine_stats"] is not None:
+        print(f"  graph engine: {res['engine_stats']}")
     print(f"  {'population':<8}{'rate Hz':>9}{'ref Hz':>8}{'CV ISI':>8}{'synchrony':>11}")
     for pop, rate in res["rates_hz"].items():
         print(

@@ -70,7 +70,7 @@ from thalia.spiking.network import (
 )
 from thalia.spiking.neurons import MG_BLOCK_MM, MG_BLOCK_SLOPE_PER_MV, RECEPTORS
 
-BACKENDS = ("auto", "torch", "numba")
+BACKENDS = ("auto", "torch", "numba", "graph")
 INTEGRATORS = ("exponential_euler", "averaged")
 #: State variables that ``record_vars`` may name (``g_adapt``: adaptation; ``h``: T-current gate).
 STATE_VARS = ("V", "g_ampa", "g_gaba_a", "g_nmda", "g_gaba_b", "g_adapt", "h")
@@ -280,13 +280,16 @@ class Simulator:
         Time step (ms); every delay must be a multiple of it.
     seed : int
         Seed of the run's ``torch.Generator`` (initial potentials, noise, Poisson draws).
-    backend : {"auto", "torch", "numba"}
+    backend : {"auto", "torch", "numba", "graph"}
         ``"auto"``: the compiled CPU loop (numba) on the CPU in float64 when numba is installed, torch
-        otherwise. Both backends run every feature and give the same spikes.
+        otherwise. ``"graph"`` (opt-in, not yet run on a GPU) is the torch step with static shapes,
+        replayed from CUDA graphs of 100 steps (``thalia.spiking._cuda_graph``; on the CPU it runs
+        without capture).
+        Every backend runs every feature and gives the same spikes.
     device : str or torch.device
         Device of the torch backend (numba runs on the CPU only).
     dtype : torch.float64 or torch.float32
-        Floating point type of the state; float32 (faster on a GPU) needs the torch backend.
+        Floating point type of the state; float32 (faster on a GPU) needs the torch or graph backend.
     record_v : dict name -> local indices, optional
         Neurons whose ``record_vars`` are recorded after every step.
     record_currents : sequence of str
@@ -349,6 +352,10 @@ class Simulator:
 
             _numba_engine._check_device(self.device)
             self._engine = _numba_engine.NumbaEngine(self.compiled, self._randomness, **options)
+        elif self.backend == "graph":
+            from thalia.spiking._cuda_graph import _GraphEngine
+
+            self._engine = _GraphEngine(self.compiled, self._randomness, self.device, dtype, **options)
         else:
             self._engine = _TorchEngine(self.compiled, self._randomness, self.device, dtype, **options)
         # without plasticity the weights never change: read-only views of the projections' own arrays
@@ -522,13 +529,13 @@ def _checked_state(state: Mapping[str, Any], shapes: dict[str, tuple | None]) ->
 
 
 def _pick_backend(backend: str, device: torch.device, dtype: torch.dtype) -> str:
-    if backend == "auto":
+    if backend == "auto":  # "graph" stays opt-in until it has run on a GPU (docs/spiking.md)
         fast = device.type == "cpu" and dtype == torch.float64 and _numba_available()
         return "numba" if fast else "torch"
     if backend == "numba" and dtype != torch.float64:
         raise ValueError(
             f"Invalid value for 'dtype': the numba backend runs in float64 only, got {dtype}; "
-            "use backend='torch' (or 'auto') for float32."
+            "use backend='torch' or 'graph' (or 'auto') for float32."
         )
     return backend
 
@@ -551,10 +558,11 @@ def simulate(
     """Run ``network`` for ``duration_ms`` at step ``dt_ms``: one run of a new :class:`Simulator`
     (see it for the options, and the module docstring for the step semantics).
 
-    ``backend="auto"`` picks the compiled CPU loop (numba) on the CPU when numba is installed and
-    torch otherwise; both backends run every feature (sources, T-currents, plasticity, current
-    recordings) with the same spikes, and ``backend="numba"`` runs on the CPU only. ``record_v`` maps
-    population names to local indices whose V (and other ``record_vars``) are recorded;
+    ``backend="auto"`` picks the compiled CPU loop (numba) on the CPU when numba is installed and torch
+    otherwise (the CUDA-graph engine ``"graph"`` is opt-in); every backend runs every feature
+    (sources, T-currents, plasticity, current recordings) with the same spikes, and ``backend="numba"``
+    runs on the CPU only. ``record_v`` maps population names to local indices whose V (and other
+    ``record_vars``) are recorded;
     ``record_currents`` names populations whose summed AMPA and GABA-A currents (pA, at the start of each
     step's membrane update) are recorded for :meth:`SimulationResult.lfp`. ``progress=True`` shows a tqdm
     progress bar.
@@ -670,6 +678,11 @@ class _TorchEngine:
         self.factor = torch.where(cuba, self.p["avg_factor"], self.p["avg_factor"] if self.averaged else 1.0)
         self.g_coef = None if not bool(cuba.any()) else (~cuba).to(dtype)  # currents leave g_tot alone
         self.drive = _Drive(compiled, device, dtype) if compiled.has_drive else None
+        self.c = {k: self.p[k] for k in _STEP_PARAMS}
+        self.c.update(factor=self.factor, gl_el=self.gl_el, has_t=self.has_t)
+        if self.g_coef is not None:
+            self.c["g_coef"] = self.g_coef
+        self.flags = (self.averaged, self.t_current, float(compiled.dt_ms))
         self._chunk_key: tuple[int, int] | None = None
         self._noise: torch.Tensor | None = None
         self._poisson: torch.Tensor | None = None
@@ -703,8 +716,22 @@ class _TorchEngine:
         synaptic = torch.zeros(len(self.currents), n_steps, 2, dtype=self.dtype, device=self.device)
         forced = self._inputs(inputs)
         self.cursor = bisect.bisect_left(self.schedule_steps, t0)
-        steps_out, ids_out = [], []
-        for k in range(n_steps):
+        spikes: tuple[list, list] = ([], [])
+        self._run(t0, n_steps, traces, synaptic, forced, spikes, progress)
+        self.t = t0 + n_steps
+
+        def cat(xs):
+            return torch.cat(xs).cpu().numpy() if xs else np.zeros(0, np.int64)
+
+        return cat(spikes[0]), cat(spikes[1]), traces.cpu().numpy(), synaptic.cpu().numpy()
+
+    def _run(self, t0: int, n_steps: int, traces, synaptic, forced, spikes: tuple[list, list], progress) -> None:
+        """All steps of one :meth:`advance` (``_GraphEngine`` replays most of them from CUDA graphs)."""
+        self._steps(t0, 0, n_steps, traces, synaptic, forced, spikes, progress)
+
+    def _steps(self, t0: int, k0: int, k1: int, traces, synaptic, forced, spikes: tuple[list, list], progress) -> None:
+        """Steps t0 + k0 .. t0 + k1 − 1 one at a time (dynamic shapes); spikes appended to ``spikes``."""
+        for k in range(k0, k1):
             if progress is not None and k and k % NOISE_CHUNK == 0:
                 progress(NOISE_CHUNK)
             row = None if forced is None else (forced[0], forced[1][k])
@@ -713,51 +740,24 @@ class _TorchEngine:
                 traces[v, k] = self._variable(var)
             idx = torch.nonzero(spike).flatten()
             if len(idx):
-                steps_out.append(torch.full_like(idx, t0 + k))
-                ids_out.append(idx)
+                spikes[0].append(torch.full_like(idx, t0 + k))
+                spikes[1].append(idx)
                 self._propagate(t0 + k, idx)
             if self.plastic is not None:
                 self.plastic.step(spike, self.weight)
-        self.t = t0 + n_steps
-
-        def cat(xs):
-            return torch.cat(xs).cpu().numpy() if xs else np.zeros(0, np.int64)
-
-        return cat(steps_out), cat(ids_out), traces.cpu().numpy(), synaptic.cpu().numpy()
 
     def _step(self, t: int, synaptic: torch.Tensor | None, forced) -> torch.Tensor:
         """Steps 1–4 of step t; returns the spikes."""
-        p, n, R = self.p, self.n, self.R
         start, noise, poisson = self._chunk(t)
-        slot = (t % self.S) * R * n
-        self.g += self.buffer[slot : slot + R * n].view(R, n)
-        self.buffer[slot : slot + R * n] = 0.0
+        _arrive(self.g, self.buffer, t)
         if self.drive is not None:
-            self.drive.add(self.g, self.randomness.drive_key, t, n)
-        V, active = self.V, self.ref == 0
-        block = 1.0 / (1.0 + p["mg"] / MG_BLOCK_MM * torch.exp(-MG_BLOCK_SLOPE_PER_MV * V))
-        g_eff = self.g * self.factor
-        g_eff[NMDA] = g_eff[NMDA] * block
-        g_w = self.g_w * p["adapt_avg_factor"] if self.averaged else self.g_w
+            _drive_add(self.drive.groups, self.g, self.randomness.drive_key, t)
+        noise_row = None if noise is None else noise[t - start]
+        self.V, self.ref, self.h, spike, currents = _membrane(
+            self.c, self.flags, self.V, self.g, self.g_w, self.ref, self.h, noise_row, self.currents
+        )
         if synaptic is not None:
-            self._record_currents(g_eff, synaptic)
-        g_tot = p["g_L"] + (g_eff.sum(0) if self.g_coef is None else (g_eff * self.g_coef).sum(0)) + g_w
-        drive = self.gl_el + (g_eff * p["E_rev"]).sum(0) + g_w * p["adapt_E"]
-        if self.t_current:
-            above = V > p["V_h"]
-            g_t = p["g_T"] * self.h * above
-            g_tot, drive = g_tot + g_t, drive + g_t * p["E_T"]
-            gate = torch.where(above, self.h * p["h_decay_minus"], 1.0 - (1.0 - self.h) * p["h_decay_plus"])
-            self.h = torch.where(self.has_t, gate, self.h)
-        v_inf = drive / g_tot
-        v_new = v_inf + (V - v_inf) * torch.exp(-self.compiled.dt_ms * g_tot / p["C"])
-        if noise is not None:
-            v_new = v_new + p["noise_scale"] * noise[t - start]
-        V = torch.where(active, v_new, V)
-        self.ref = torch.where(active, self.ref, self.ref - 1)
-        self.g *= p["decay"]
-        self.g_w *= p["adapt_decay"]
-        spike = active & (V >= p["V_th"])
+            synaptic.copy_(currents)
         if poisson is not None:
             spike[self.poisson_idx] |= poisson[t - start]
         while self.cursor < len(self.schedule_steps) and self.schedule_steps[self.cursor] == t:
@@ -765,17 +765,8 @@ class _TorchEngine:
             self.cursor += 1
         if forced is not None:
             spike[forced[0]] |= forced[1]
-        self.V = torch.where(spike, p["V_reset"], V)
-        self.ref = torch.where(spike, p["ref_steps"], self.ref)
-        self.g_w = self.g_w + spike * p["adapt_b"]
+        self.V, self.ref = _reset(self.c, self.V, self.ref, self.g_w, spike)
         return spike
-
-    def _record_currents(self, g_eff: torch.Tensor, synaptic: torch.Tensor) -> None:
-        V = self.V if self.g_coef is None else self.V * self.g_coef  # currents: s_r·I_r (E_rev holds s_r)
-        ampa = g_eff[AMPA] * (self.p["E_rev"][AMPA] - V)
-        gaba = g_eff[GABA_A] * (self.p["E_rev"][GABA_A] - V)
-        for k, sl in enumerate(self.currents):
-            synaptic[k, 0], synaptic[k, 1] = ampa[sl].sum(), gaba[sl].sum()
 
     def _variable(self, var: str) -> torch.Tensor:
         if var == "V":
@@ -820,6 +811,82 @@ class _TorchEngine:
         self._chunk_key = None
 
 
+#: Per-neuron constants of the membrane step (``_membrane``), from the compiled network's parameters.
+_STEP_PARAMS = (
+    "mg g_L E_rev adapt_E V_h g_T E_T h_decay_minus h_decay_plus C noise_scale decay adapt_decay V_th "
+    "adapt_avg_factor V_reset ref_steps adapt_b"
+).split()
+
+
+def _arrive(g: torch.Tensor, buffer: torch.Tensor, t) -> None:
+    """Step 1 (arrivals): g += buffer slot t mod S, then that slot is cleared. ``t``: an int, or a 0-d
+    int64 tensor on g's device (a step captured in a CUDA graph)."""
+    rows = buffer.view(-1, g.numel())
+    slot = t % rows.shape[0]
+    if isinstance(slot, int):
+        g += rows[slot].view(g.shape)
+        rows[slot] = 0.0
+    else:  # index ops: indexing with a 0-d tensor would read it on the host (no capture, no compile)
+        slot = slot.view(1)
+        g += rows.index_select(0, slot).view(g.shape)
+        rows.index_fill_(0, slot, 0.0)
+
+
+def _membrane(c: dict, flags: tuple[bool, bool, float], V, g, g_w, ref, h, noise_row, currents: list[slice]):
+    """Steps 2–4 before resets (module docstring): (V, ref, h, spikes of the membrane, currents (n, 2) or
+    None). ``c``: the ``_STEP_PARAMS`` tensors plus ``factor``, ``gl_el``, ``has_t`` and (current-based
+    neurons) ``g_coef``; ``flags``: (averaged, T-current, dt in ms). g and g_w decay in place."""
+    averaged, t_current, dt_ms = flags
+    active = ref == 0
+    block = 1.0 / (1.0 + c["mg"] / MG_BLOCK_MM * torch.exp(-MG_BLOCK_SLOPE_PER_MV * V))
+    g_eff = g * c["factor"]
+    g_eff[NMDA] = g_eff[NMDA] * block
+    g_w_eff = g_w * c["adapt_avg_factor"] if averaged else g_w
+    synaptic = _currents(c, g_eff, V, currents) if currents else None
+    g_coef = c.get("g_coef")
+    g_tot = c["g_L"] + (g_eff.sum(0) if g_coef is None else (g_eff * g_coef).sum(0)) + g_w_eff
+    drive = c["gl_el"] + (g_eff * c["E_rev"]).sum(0) + g_w_eff * c["adapt_E"]
+    if t_current:
+        above = V > c["V_h"]
+        g_t = c["g_T"] * h * above
+        g_tot, drive = g_tot + g_t, drive + g_t * c["E_T"]
+        gate = torch.where(above, h * c["h_decay_minus"], 1.0 - (1.0 - h) * c["h_decay_plus"])
+        h = torch.where(c["has_t"], gate, h)
+    v_inf = drive / g_tot
+    v_new = v_inf + (V - v_inf) * torch.exp(-dt_ms * g_tot / c["C"])
+    if noise_row is not None:
+        v_new = v_new + c["noise_scale"] * noise_row
+    V = torch.where(active, v_new, V)
+    ref = torch.where(active, ref, ref - 1)
+    g *= c["decay"]
+    g_w *= c["adapt_decay"]
+    return V, ref, h, active & (V >= c["V_th"]), synaptic
+
+
+def _reset(c: dict, V, ref, g_w, spike):
+    """Step 4's resets of the spiking neurons: (V, ref); adaptation g_w += b in place."""
+    g_w += spike * c["adapt_b"]
+    return torch.where(spike, c["V_reset"], V), torch.where(spike, c["ref_steps"], ref)
+
+
+def _currents(c: dict, g_eff, V, currents: list[slice]) -> torch.Tensor:
+    """Summed AMPA and GABA-A currents (pA) of each population slice: (n_currents, 2)."""
+    g_coef = c.get("g_coef")
+    V = V if g_coef is None else V * g_coef  # currents: s_r·I_r (E_rev holds s_r)
+    ampa = g_eff[AMPA] * (c["E_rev"][AMPA] - V)
+    gaba = g_eff[GABA_A] * (c["E_rev"][GABA_A] - V)
+    return torch.stack([torch.stack((ampa[sl].sum(), gaba[sl].sum())) for sl in currents])
+
+
+def _drive_add(groups: list, g: torch.Tensor, key, t) -> None:
+    """The Poisson drive of step t (int or 0-d tensor) into g (:class:`_Drive`); ``key``: int or 0-d tensor."""
+    flat_g, n = g.view(-1), g.shape[1]
+    for members, cdf, flat, weight in groups:
+        u = splitmix_uniform(key, t * n + members)
+        counts = torch.searchsorted(cdf, u)  # min{k : u <= F_k} = #{k : F_k < u}
+        flat_g[flat] += counts.to(g.dtype) * weight
+
+
 @torch.no_grad()
 def _torch_run(
     compiled: Compiled,
@@ -841,7 +908,8 @@ def _torch_run(
 
 class _Drive:
     """The Poisson drive (``Network.add_poisson_drive``): per step and driven neuron a count k from the
-    inverse CDF of Poisson(λ) at a counter-based uniform, adding k·w to the drive's receptor."""
+    inverse CDF of Poisson(λ) at a counter-based uniform, adding k·w to the drive's receptor
+    (:func:`_drive_add`). ``groups``: (neurons, CDF row, receptor·N + neuron, weight) per distinct λ."""
 
     def __init__(self, compiled: Compiled, device: torch.device, dtype: torch.dtype) -> None:
         p = compiled.params
@@ -855,13 +923,6 @@ class _Drive:
                 tuple(torch.as_tensor(x, device=device) for x in (members, table[row], flat))
                 + (torch.as_tensor(p["drive_weight"][members], device=device, dtype=dtype),)
             )
-
-    def add(self, g: torch.Tensor, key: int, t: int, n: int) -> None:
-        flat_g = g.view(-1)
-        for members, cdf, flat, weight in self.groups:
-            u = splitmix_uniform(key, t * n + members)
-            counts = torch.searchsorted(cdf, u)  # min{k : u <= F_k} = #{k : F_k < u}
-            flat_g[flat] += counts.to(g.dtype) * weight
 
 
 def splitmix_uniform(key: int, counters: torch.Tensor) -> torch.Tensor:
