@@ -1,7 +1,7 @@
 """Which receptor-level effect explains a drug's spectral change: one fit of both conditions.
 
 A drug study asks what changed between two spectra, baseline and drug. Fitting each spectrum on its
-own (:func:`~thalia.bridge.fit.refit_circuit`) lets every one of the mass model's ~70 free parameters
+own and comparing the two posteriors lets every one of the mass model's ~70 free parameters
 move, and the difference of two such posteriors is poorly identified: on the default circuit, a
 GABA-A decay × 1.5 is read as a *shorter* GABA-A time constant, the change being absorbed by other
 parameters (docs/bridge.md). Pharmacological DCM instead fits both conditions at once, with the
@@ -36,7 +36,14 @@ from scipy import stats
 from thalia._validation import check_option, check_positive_float, check_positive_int
 from thalia.bridge.circuit import CircuitLFP
 from thalia.bridge.drugs import TCM_EFFECTS, effect_directions
-from thalia.bridge.fit import NOISE_HYPER_VAR, SpectralFit, _channel, welch_log_precision
+from thalia.bridge.fit import (
+    NOISE_HYPER_VAR,
+    SpectralFit,
+    _channel,
+    centred_log,
+    centred_log_model,
+    welch_log_precision,
+)
 from thalia.inference import Posterior, variational_laplace
 from thalia.spectra import CSD
 
@@ -74,24 +81,15 @@ class DrugEffectFit:
         """Fraction of the variance of both centred log spectra the joint fit explains."""
         return self.posterior.explained_variance
 
-    def _effect_moments(self) -> tuple[torch.Tensor, torch.Tensor]:
-        n = len(self.effects)
-        return self.posterior.mean[-n:], self.posterior.cov[-n:, -n:]
-
     def table(self, *, level: float = 0.9) -> list[dict]:
         """One row per effect: posterior mean of δ (natural log of the factor), its ``level`` credible
         interval, the factor exp(δ) and P(δ > 0)."""
-        level = check_positive_float("level", level)
-        if level >= 1:
-            raise ValueError(f"Invalid value for 'level': expected a probability in (0, 1), got {level!r}.")
-        z = float(stats.norm.ppf(0.5 + level / 2))
-        mean, cov = self._effect_moments()
-        rows = []
-        for i, effect in enumerate(self.effects):
-            m, sd = float(mean[i]), float(torch.sqrt(cov[i, i]))
-            rows.append({"effect": effect, "change": m, "ci_low": m - z * sd, "ci_high": m + z * sd,
-                         "factor": float(np.exp(m)), "p_up": float(stats.norm.cdf(m / sd))})  # fmt: skip
-        return rows
+        n = len(self.effects)
+        lower, upper = (bound[-n:] for bound in self.posterior.credible_interval(level))
+        mean, sd = self.posterior.mean[-n:], self.posterior.sd[-n:]
+        return [{"effect": effect, "change": float(mean[i]), "ci_low": float(lower[i]), "ci_high": float(upper[i]),
+                 "factor": float(torch.exp(mean[i])), "p_up": float(stats.norm.cdf(float(mean[i] / sd[i])))}
+                for i, effect in enumerate(self.effects)]  # fmt: skip
 
     def direction_probability(self, effects: Sequence[str]) -> dict[str, float]:
         """Posterior probability that the mean of the named effects is positive:
@@ -99,7 +97,8 @@ class DrugEffectFit:
         _check_effects(effects, self.effects)
         weights = torch.zeros(len(self.effects), dtype=torch.float64)
         weights[[self.effects.index(effect) for effect in effects]] = 1.0 / len(effects)
-        mean, cov = self._effect_moments()
+        n = len(self.effects)
+        mean, cov = self.posterior.mean[-n:], self.posterior.cov[-n:, -n:]
         change, sd = float(weights @ mean), float(torch.sqrt(weights @ cov @ weights))
         return {"change": change, "sd": sd, "p_up": float(stats.norm.cdf(change / sd))}
 
@@ -170,17 +169,13 @@ def fit_drug_effects(
     space = baseline.space
     n_par, n_eff = len(space.vector_labels()), len(effects)
     directions = effect_directions(space, tuple(effects))
-    spectrum_fn = baseline.model.spectrum_function(torch.as_tensor(freqs))
-
-    def centred(theta):
-        log_s = torch.log(spectrum_fn(theta)[:, 0, 0].real)
-        return log_s - log_s.mean()
+    centred = centred_log_model(baseline.model, freqs)
 
     def forward(x):
         theta, delta = x[:n_par], x[n_par:]
         return torch.cat([centred(theta), centred(theta + directions @ delta)])
 
-    y = torch.as_tensor(np.concatenate([_centred_log(baseline.power), _centred_log(power)]))
+    y = torch.as_tensor(np.concatenate([centred_log(baseline.power), centred_log(power)]))
     n_f = len(freqs)
     components = torch.zeros(2, 2 * n_f, 2 * n_f, dtype=torch.float64)
     components[0, :n_f, :n_f] = components[1, n_f:, n_f:] = torch.eye(n_f, dtype=torch.float64)
@@ -206,8 +201,3 @@ def _check_effects(effects, allowed: Sequence[str]) -> None:
         raise ValueError(f"Invalid value for 'effects': expected distinct names of {list(allowed)}, got {effects!r}.")
     for effect in effects:
         check_option("effects", effect, allowed)
-
-
-def _centred_log(power: np.ndarray) -> np.ndarray:
-    log_p = np.log(power)
-    return log_p - log_p.mean()

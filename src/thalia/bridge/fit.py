@@ -105,6 +105,23 @@ def log_power(model, params: ParameterSet, freqs) -> np.ndarray:
     return np.log(csd.psd[:, 0].detach().numpy())
 
 
+def centred_log_model(model, freqs: np.ndarray):
+    """θ -> the model's log auto-spectrum at ``freqs`` (Hz) minus its mean (the fits' forward model)."""
+    spectrum_fn = model.spectrum_function(torch.as_tensor(freqs))
+
+    def forward(theta):
+        log_s = torch.log(spectrum_fn(theta)[:, 0, 0].real)
+        return log_s - log_s.mean()
+
+    return forward
+
+
+def centred_log(power: np.ndarray) -> np.ndarray:
+    """The log of a spectrum minus its mean (the fits' data)."""
+    log_p = np.log(power)
+    return log_p - log_p.mean()
+
+
 def welch_log_precision(n_segments: int) -> float:
     """ln of 1 / var(ln P̂) for a Welch average of ``n_segments`` Hann segments with 50 % overlap."""
     n_segments = check_positive_int("n_segments", n_segments)
@@ -146,13 +163,8 @@ def fit_tcm(
     space = model.space if priors is None else priors
     if not isinstance(space, ParamSpace) or not space.compatible(model.space):
         raise ValueError(f"Invalid value for 'priors': expected the bridge model's ParamSpace, got {priors!r}.")
-    spectrum_fn = model.spectrum_function(torch.as_tensor(freqs))
-
-    def forward(theta):
-        log_s = torch.log(spectrum_fn(theta)[:, 0, 0].real)
-        return log_s - log_s.mean()
-
-    y = torch.as_tensor(np.log(power) - np.log(power).mean())
+    forward = centred_log_model(model, freqs)
+    y = torch.as_tensor(centred_log(power))
     prior = (space.prior_mean_vector(), space.prior_var_vector())
     common = {"labels": space.vector_labels(), "hC": NOISE_HYPER_VAR, **options}
     search = variational_laplace(forward, y, *prior, hE=SEARCH_LOG_PRECISION, init=init, **common)

@@ -127,6 +127,8 @@ class Posterior:
 
     def credible_interval(self, level: float = 0.9) -> tuple[Tensor, Tensor]:
         """Equal-tailed marginal credible intervals (lower, upper) of θ."""
+        if not 0 < level < 1:
+            raise ValueError(f"Invalid value for 'level': expected a probability in (0, 1), got {level!r}.")
         z = float(stats.norm.ppf(0.5 + level / 2))
         return self.mean - z * self.sd, self.mean + z * self.sd
 

@@ -17,7 +17,6 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from thalia.spectra import band_peak
 
@@ -98,9 +97,7 @@ def _natural(posterior, label: str, values: tuple[float, ...]) -> tuple[list[flo
 def posterior_table(posterior, level: float = 0.9) -> list[dict[str, Any]]:
     """One row per free parameter: label, prior mean and SD, posterior mean and SD, credible interval
     (``level``, equal-tailed) in θ and, where the model knows them, in natural units."""
-    if not 0 < level < 1:
-        raise ValueError(f"Invalid value for 'level': expected a probability in (0, 1), got {level!r}.")
-    z = float(stats.norm.ppf(0.5 + level / 2))
+    lower, upper = (bound.detach().cpu().numpy() for bound in posterior.credible_interval(level))
     mean, sd = posterior.mean.detach().cpu().numpy(), posterior.sd.detach().cpu().numpy()
     prior_sd = np.sqrt(np.diagonal(posterior.prior_cov.detach().cpu().numpy()))
     prior_mean = posterior.prior_mean.detach().cpu().numpy()
@@ -108,7 +105,7 @@ def posterior_table(posterior, level: float = 0.9) -> list[dict[str, Any]]:
     rows = []
     for i in np.flatnonzero(prior_sd > 0):
         label = posterior.labels[i]
-        lo, hi = mean[i] - z * sd[i], mean[i] + z * sd[i]
+        lo, hi = lower[i], upper[i]
         row = {
             "parameter": label,
             "prior mean": float(prior_mean[i]),
